@@ -1,0 +1,65 @@
+"""Checkpoint files: one format for landmark models and detectors.
+
+A checkpoint is a ``torch.save`` dict that says what it is (``format``), which layout version
+wrote it, which task and architecture it holds and the architecture's arguments, so
+``evaluate`` and ``annotate`` rebuild the network with no flags.  Files are written
+atomically and loaded with ``weights_only=True``: a checkpoint from the internet cannot run
+code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facemark.errors import CheckpointError
+from facemark.files import atomic_write
+
+FORMAT = "facemark-checkpoint"
+FORMAT_VERSION = 1
+TASKS = ("landmarks", "detector")
+REQUIRED_KEYS = ("format", "format_version", "task", "arch", "arch_kwargs", "state_dict")
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (with task, arch, arch_kwargs, state_dict, ...) atomically."""
+    from facemark import __version__
+
+    if payload.get("task") not in TASKS:
+        raise ValueError(f"checkpoint task must be one of {TASKS}, got {payload.get('task')!r}")
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, "facemark_version": __version__}
+    data.update(payload)
+    path = Path(path)
+    with atomic_write(path, "wb") as fh:
+        torch.save(data, fh)
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike, task: str | None = None, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Read and validate a checkpoint; every way it can be wrong is a one-line CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many kinds for truncated or foreign files
+        raise CheckpointError(f"{path} is not a facemark checkpoint (unreadable: {type(exc).__name__})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a facemark checkpoint")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by facemark {data.get('facemark_version', '?')} in checkpoint "
+            f"format {version}; this facemark reads format {FORMAT_VERSION}"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise CheckpointError(f"{path} is missing {', '.join(missing)}")
+    if task is not None and data["task"] != task:
+        raise CheckpointError(f"{path} holds a {data['task']} model, not a {task} model")
+    return data

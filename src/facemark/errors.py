@@ -1,0 +1,31 @@
+"""Errors that the CLI turns into one line on stderr and a non-zero exit code.
+
+Library code raises these for every failure a user can cause or fix (bad input, no network,
+a wrong checkpoint); anything else is a bug and is reported as an internal error.
+"""
+
+from __future__ import annotations
+
+
+class FacemarkError(Exception):
+    """A failure the user can act on; its message is the whole story, in one line."""
+
+    exit_code = 1
+
+
+class UsageError(FacemarkError):
+    """Options that contradict each other or name things that do not exist."""
+
+    exit_code = 2
+
+
+class DataError(FacemarkError):
+    """The dataset, an archive, a CSV or an image is missing, unreadable or malformed."""
+
+
+class NetworkError(FacemarkError):
+    """A download failed after its retries (no route, timeout, HTTP error)."""
+
+
+class CheckpointError(FacemarkError):
+    """A file is not a facemark checkpoint, or one written by an incompatible version."""

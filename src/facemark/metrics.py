@@ -1,0 +1,83 @@
+"""Standard 68-point landmark metrics, shared by validation during training and ``evaluate``.
+
+NME_io normalises the mean point-to-point error by the distance between the outer eye corners
+(points 36 and 45), the 300-W convention, so figures are comparable across face sizes and with
+published results.  Everything here is pure numpy on (N, 68, 2) arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NUM_POINTS = 68
+LEFT_OUTER_EYE, RIGHT_OUTER_EYE = 36, 45
+
+REGIONS: dict[str, tuple[int, int]] = {
+    "jaw": (0, 17),
+    "brows": (17, 27),
+    "nose": (27, 36),
+    "eyes": (36, 48),
+    "mouth": (48, 68),
+}
+
+
+def interocular(gt: np.ndarray) -> np.ndarray:
+    """Outer-eye-corner distance per face, shape (N,)."""
+    gt = np.asarray(gt, dtype=np.float64)
+    return np.linalg.norm(gt[:, LEFT_OUTER_EYE] - gt[:, RIGHT_OUTER_EYE], axis=-1)
+
+
+def point_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Per-point error normalised by the interocular distance, shape (N, 68)."""
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 2:
+        raise ValueError(f"expected two (N, K, 2) arrays of one shape, got {pred.shape}, {gt.shape}")
+    norm = np.maximum(interocular(gt), 1e-6)
+    return np.linalg.norm(pred - gt, axis=-1) / norm[:, None]
+
+
+def nme_io(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """NME_io of each face, shape (N,)."""
+    return point_errors(pred, gt).mean(axis=1)
+
+
+def region_nme(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """Mean NME_io over the faces, for each facial region."""
+    errs = point_errors(pred, gt)
+    return {name: float(errs[:, a:b].mean()) for name, (a, b) in REGIONS.items()}
+
+
+def failure_rate(nme: np.ndarray, threshold: float = 0.10) -> float:
+    """Fraction of faces whose NME exceeds ``threshold``."""
+    nme = np.asarray(nme, dtype=np.float64)
+    return float((nme > threshold).mean()) if nme.size else float("nan")
+
+
+def ced(nme: np.ndarray, threshold: float = 0.10, steps: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative error distribution: (error thresholds, fraction of faces at or below each)."""
+    nme = np.sort(np.asarray(nme, dtype=np.float64))
+    xs = np.linspace(0.0, threshold, steps + 1)
+    ys = np.searchsorted(nme, xs, side="right") / max(len(nme), 1)
+    return xs, ys
+
+
+def auc(nme: np.ndarray, threshold: float = 0.10, steps: int = 1000) -> float:
+    """Area under the CED curve up to ``threshold``, scaled to [0, 1] (1 = every face perfect)."""
+    xs, ys = ced(nme, threshold, steps)
+    area = float(np.sum((ys[1:] + ys[:-1]) * np.diff(xs)) / 2.0)
+    return area / threshold
+
+
+def summarize(pred: np.ndarray, gt: np.ndarray) -> dict[str, object]:
+    """The full metric set that ``evaluate`` reports and training records per epoch."""
+    nme = nme_io(pred, gt)
+    return {
+        "images": int(len(nme)),
+        "nme_io": float(nme.mean()) if nme.size else float("nan"),
+        "fr_08": failure_rate(nme, 0.08),
+        "fr_10": failure_rate(nme, 0.10),
+        "auc_08": auc(nme, 0.08),
+        "auc_10": auc(nme, 0.10),
+        "regions": region_nme(pred, gt),
+    }
