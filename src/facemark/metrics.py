@@ -9,16 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-NUM_POINTS = 68
-LEFT_OUTER_EYE, RIGHT_OUTER_EYE = 36, 45
+from facemark.shape import REGIONS
 
-REGIONS: dict[str, tuple[int, int]] = {
-    "jaw": (0, 17),
-    "brows": (17, 27),
-    "nose": (27, 36),
-    "eyes": (36, 48),
-    "mouth": (48, 68),
-}
+LEFT_OUTER_EYE, RIGHT_OUTER_EYE = 36, 45
 
 
 def interocular(gt: np.ndarray) -> np.ndarray:

@@ -1,0 +1,96 @@
+"""Tiny synthetic datasets in the real dataset's layout, for fast offline tests.
+
+Each frame is a painted cartoon face whose 68 keypoints come from the mean shape under a random
+similarity transform, so a model can actually learn something from a few dozen images and the
+geometry is known exactly.  Names follow the real ``<Person_Name>_<frame>.jpg`` pattern so
+identity splits work.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from facemark.shape import MEAN_SHAPE
+
+ARCHIVE_TOP = "P1_Facial_Keypoints-master"
+PERSONS = ["Ada_Lovelace", "Alan_Turing", "Grace_Hopper", "Kurt_Goedel", "Emmy_Noether", "John_Neumann"]
+
+
+def random_keypoints(rng: np.random.Generator, size: int) -> np.ndarray:
+    """68 integer keypoints of a face of plausible size and pose inside a ``size`` square."""
+    scale = rng.uniform(0.22, 0.32) * size
+    angle = np.deg2rad(rng.uniform(-15, 15))
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = size / 2 + rng.uniform(-0.08, 0.08, size=2) * size
+    pts = MEAN_SHAPE @ rot.T * scale + centre
+    return np.round(pts).astype(np.float32)
+
+
+def paint_face(kps: np.ndarray, size: int, rng: np.random.Generator) -> Image.Image:
+    """An RGB frame with a face drawn through ``kps`` (skin, brows, eyes, nose, mouth)."""
+    bg = tuple(int(v) for v in rng.integers(40, 200, size=3))
+    img = Image.new("RGB", (size, size), bg)
+    draw = ImageDraw.Draw(img)
+    jaw = [tuple(p) for p in kps[0:17]]
+    brow_top = [tuple(p) for p in kps[26:16:-1]]
+    draw.polygon(jaw + brow_top, fill=(224, 172, 140))
+    for a, b, colour in [(17, 22, (70, 40, 20)), (22, 27, (70, 40, 20)), (27, 36, (150, 90, 70))]:
+        draw.line([tuple(p) for p in kps[a:b]], fill=colour, width=2)
+    for a, b in [(36, 42), (42, 48)]:
+        draw.polygon([tuple(p) for p in kps[a:b]], fill=(255, 255, 255), outline=(30, 30, 30))
+    draw.polygon([tuple(p) for p in kps[48:60]], fill=(180, 60, 60))
+    return img
+
+
+def _write_frames(folder: Path, csv_path: Path, names: list[str], size: int, rng: np.random.Generator) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([""] + [str(i) for i in range(136)])
+        for name in names:
+            kps = random_keypoints(rng, size)
+            paint_face(kps, size, rng).save(folder / name, quality=95)
+            writer.writerow([name] + [f"{v:.1f}" for v in kps.reshape(-1)])
+
+
+def frame_names(n: int, offset: int = 0) -> list[str]:
+    """``n`` frame names spread over the synthetic persons."""
+    return [f"{PERSONS[i % len(PERSONS)]}_{offset + i // len(PERSONS):02d}.jpg" for i in range(n)]
+
+
+def make_dataset_tree(root: Path, n_train: int = 24, n_test: int = 6, size: int = 96, seed: int = 0) -> Path:
+    """Write the GitHub-archive layout under ``root``; returns the archive's top folder."""
+    rng = np.random.default_rng(seed)
+    top = Path(root) / ARCHIVE_TOP
+    data = top / "data"
+    _write_frames(data / "training", data / "training_frames_keypoints.csv", frame_names(n_train), size, rng)
+    _write_frames(data / "test", data / "test_frames_keypoints.csv", frame_names(n_test, offset=50), size, rng)
+    (top / "LICENSE").write_text("MIT License (synthetic test copy)\n")
+    (top / "README.md").write_text("synthetic\n")
+    (top / "images").mkdir(exist_ok=True)
+    Image.new("RGB", (32, 32), (90, 90, 90)).save(top / "images" / "key_pts_example.png")
+    (top / "1. Load and Visualize Data.ipynb").write_text("{}\n")
+    return top
+
+
+def make_dataset_zip(path: Path, **kwargs) -> Path:
+    """A zip laid out like the GitHub archive of udacity/P1_Facial_Keypoints."""
+    path = Path(path)
+    tree = path.parent / (path.stem + "-tree")
+    top = make_dataset_tree(tree, **kwargs)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(top.rglob("*")):
+            zf.write(file, file.relative_to(tree).as_posix())
+    return path
+
+
+def jpeg_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG")
+    return buf.getvalue()

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from facemark import __version__, metrics
+from facemark.cli import app
+from facemark.shape import MEAN_SHAPE
+from facemark.files import atomic_write, sha256_file
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_perfect_prediction_scores_zero() -> None:
+    gt = (MEAN_SHAPE * 40 + 100)[None].repeat(3, 0)
+    s = metrics.summarize(gt, gt)
+    assert s["nme_io"] == 0.0 and s["fr_10"] == 0.0 and s["auc_10"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_known_offset_gives_known_nme() -> None:
+    gt = np.zeros((2, 68, 2))
+    gt[:, 36] = [0, 0]
+    gt[:, 45] = [100, 0]
+    pred = gt.copy()
+    pred[0] += [3, 4]  # every point 5 px off over a 100 px interocular distance
+    pred[1] += [12, 0]  # 12% off: a failure at 0.10 and at 0.08
+    nme = metrics.nme_io(pred, gt)
+    assert nme == pytest.approx([0.05, 0.12])
+    assert metrics.failure_rate(nme, 0.10) == 0.5
+    # CED: 0 below 0.05, 0.5 from 0.05 to 0.10 -> area 0.5 * 0.05 / 0.10 = 0.25
+    assert metrics.auc(nme, 0.10) == pytest.approx(0.25, abs=2e-3)
+    assert metrics.region_nme(pred, gt)["jaw"] == pytest.approx((0.05 + 0.12) / 2)
+
+
+def test_atomic_write_leaves_nothing_on_error(tmp_path) -> None:
+    target = tmp_path / "x.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as fh:
+            fh.write(b"half")
+            raise RuntimeError("boom")
+    assert target.read_bytes() == b"old"
+    assert list(tmp_path.iterdir()) == [target]
+    assert len(sha256_file(target)) == 64
