@@ -94,3 +94,36 @@ def jpeg_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="JPEG")
     return buf.getvalue()
+
+
+def install_synthetic_dataset(dataset_dir: Path | None = None, **kwargs) -> Path:
+    """A synthetic dataset in the *installed* layout (what ``fetch-data`` leaves behind).
+
+    ``dataset_dir`` defaults to ``paths.dataset_dir()`` (inside the test's FACEMARK_HOME);
+    keyword arguments go to :func:`make_dataset_tree`.  The manifest's fingerprint is the
+    sha256 of the two CSVs.  Returns the dataset folder.
+    """
+    import hashlib
+    import json
+    import shutil
+    import tempfile
+
+    from facemark import paths
+
+    dest = Path(dataset_dir) if dataset_dir is not None else paths.dataset_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        top = make_dataset_tree(Path(tmp), **kwargs)
+        for item in (top / "data").iterdir():
+            target = dest / item.name
+            if item.is_dir():
+                shutil.copytree(item, target, dirs_exist_ok=True)
+            else:
+                shutil.copy2(item, target)
+        shutil.copy2(top / "LICENSE", dest / "LICENSE")
+    digest = hashlib.sha256()
+    for name in ("training_frames_keypoints.csv", "test_frames_keypoints.csv"):
+        digest.update((dest / name).read_bytes())
+    manifest = {"fingerprint": digest.hexdigest(), "source": "synthetic"}
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
