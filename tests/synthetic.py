@@ -19,7 +19,14 @@ from PIL import Image, ImageDraw
 from facemark.shape import MEAN_SHAPE
 
 ARCHIVE_TOP = "P1_Facial_Keypoints-master"
-PERSONS = ["Ada_Lovelace", "Alan_Turing", "Grace_Hopper", "Kurt_Goedel", "Emmy_Noether", "John_Neumann"]
+PERSONS = [
+    "Ada_Lovelace",
+    "Alan_Turing",
+    "Grace_Hopper",
+    "Kurt_Goedel",
+    "Emmy_Noether",
+    "John_Neumann",
+]
 
 
 def random_keypoints(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -48,7 +55,9 @@ def paint_face(kps: np.ndarray, size: int, rng: np.random.Generator) -> Image.Im
     return img
 
 
-def _write_frames(folder: Path, csv_path: Path, names: list[str], size: int, rng: np.random.Generator) -> None:
+def _write_frames(
+    folder: Path, csv_path: Path, names: list[str], size: int, rng: np.random.Generator
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -64,13 +73,19 @@ def frame_names(n: int, offset: int = 0) -> list[str]:
     return [f"{PERSONS[i % len(PERSONS)]}_{offset + i // len(PERSONS):02d}.jpg" for i in range(n)]
 
 
-def make_dataset_tree(root: Path, n_train: int = 24, n_test: int = 6, size: int = 96, seed: int = 0) -> Path:
+def make_dataset_tree(
+    root: Path, n_train: int = 24, n_test: int = 6, size: int = 96, seed: int = 0
+) -> Path:
     """Write the GitHub-archive layout under ``root``; returns the archive's top folder."""
     rng = np.random.default_rng(seed)
     top = Path(root) / ARCHIVE_TOP
     data = top / "data"
-    _write_frames(data / "training", data / "training_frames_keypoints.csv", frame_names(n_train), size, rng)
-    _write_frames(data / "test", data / "test_frames_keypoints.csv", frame_names(n_test, offset=50), size, rng)
+    _write_frames(
+        data / "training", data / "training_frames_keypoints.csv", frame_names(n_train), size, rng
+    )
+    _write_frames(
+        data / "test", data / "test_frames_keypoints.csv", frame_names(n_test, offset=50), size, rng
+    )
     (top / "LICENSE").write_text("MIT License (synthetic test copy)\n")
     (top / "README.md").write_text("synthetic\n")
     (top / "images").mkdir(exist_ok=True)

@@ -4,8 +4,8 @@ from typer.testing import CliRunner
 
 from facemark import __version__, metrics
 from facemark.cli import app
-from facemark.shape import MEAN_SHAPE
 from facemark.files import atomic_write, sha256_file
+from facemark.shape import MEAN_SHAPE
 
 
 def test_version() -> None:

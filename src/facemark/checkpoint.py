@@ -48,7 +48,9 @@ def load_checkpoint(
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for truncated or foreign files
-        raise CheckpointError(f"{path} is not a facemark checkpoint (unreadable: {type(exc).__name__})") from exc
+        raise CheckpointError(
+            f"{path} is not a facemark checkpoint (unreadable: {type(exc).__name__})"
+        ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a facemark checkpoint")
     version = data.get("format_version")

@@ -25,7 +25,9 @@ def point_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 2:
-        raise ValueError(f"expected two (N, K, 2) arrays of one shape, got {pred.shape}, {gt.shape}")
+        raise ValueError(
+            f"expected two (N, K, 2) arrays of one shape, got {pred.shape}, {gt.shape}"
+        )
     norm = np.maximum(interocular(gt), 1e-6)
     return np.linalg.norm(pred - gt, axis=-1) / norm[:, None]
 
@@ -47,7 +49,9 @@ def failure_rate(nme: np.ndarray, threshold: float = 0.10) -> float:
     return float((nme > threshold).mean()) if nme.size else float("nan")
 
 
-def ced(nme: np.ndarray, threshold: float = 0.10, steps: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+def ced(
+    nme: np.ndarray, threshold: float = 0.10, steps: int = 1000
+) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative error distribution: (error thresholds, fraction of faces at or below each)."""
     nme = np.sort(np.asarray(nme, dtype=np.float64))
     xs = np.linspace(0.0, threshold, steps + 1)

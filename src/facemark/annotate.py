@@ -1,0 +1,1051 @@
+"""``annotate``: photos in; every face's box and 68 keypoints out.
+
+``facemark.annotate(inputs, out=None, ...)`` returns one plain dict per image::
+
+    {"image": "photos/a.jpg", "width": 640, "height": 480,
+     "faces": [{"box": [x0, y0, x1, y1], "score": 0.98,
+                "keypoints": [[x, y], ... 68], "confidence": [c0, ... c67]}]}
+
+in pixels of the image as a viewer shows it (EXIF orientation applied), coordinates rounded to
+two decimals.  With ``out`` it also writes ``annotations.jsonl`` (one such line per image) and,
+as asked, annotated copies, a dataset-style CSV and iBUG ``.pts`` files.  See docs/annotate.md.
+
+How a run is organised, and why:
+
+* Inputs are collected and de-duplicated first, and every output name is planned from the
+  whole collection (paths relative to the inputs' common folder), so shards of one collection
+  never collide and an output can be checked against every input before anything is written.
+* Images are decoded once, in background threads a few batches ahead of the models; the
+  detector runs on a batch of images, the landmark model on all faces of that batch.
+* Annotated copies and ``.pts`` files are written by a background thread; an image's JSONL
+  line is appended only after its files exist, so ``--skip-existing`` (which trusts the JSONL)
+  can resume an interrupted run without leaving holes.
+* A file that cannot be read is a warning and a count, never the end of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import glob
+import hashlib
+import inspect
+import json
+import os
+import sys
+import time
+import types
+import warnings
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePath
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from facemark.errors import DataError, UsageError
+from facemark.files import atomic_write
+from facemark.shape import NUM_POINTS
+
+#: What a folder scan picks up (case-insensitive).  Files named explicitly are tried whatever
+#: their suffix: Pillow recognises formats by content.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+JSONL_NAME = "annotations"
+DEFAULT_OUT = "facemark-out"
+
+#: Quality of annotated JPEG/WebP copies: high enough that the thin keypoint dots stay crisp.
+_SAVE_OPTIONS: dict[str, dict[str, Any]] = {"JPEG": {"quality": 92}, "WEBP": {"quality": 90}}
+
+
+class AnnotateWarning(UserWarning):
+    """An input that was skipped (unreadable, truncated, missing); the run went on."""
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """One image to annotate and where its outputs go.
+
+    ``image`` is the path as the user gave it (or the given folder joined with the file's
+    path inside it): it is what the JSONL records.  ``rel`` is the path relative to the
+    common folder of all inputs, mirrored under ``--out``; ``stem`` names its ``.pts`` files.
+    """
+
+    path: Path
+    image: str
+    real: str
+    rel: PurePath = PurePath()
+    stem: str = ""
+
+
+def has_image_suffix(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _scan_folder(folder: Path, recursive: bool, exclude: str | None) -> list[Path]:
+    """Image files in ``folder`` (sorted), skipping hidden entries and the ``exclude`` folder."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        root_path = Path(root)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if recursive and not d.startswith(".") and not _inside(root_path / d, exclude)
+        )
+        found += [
+            root_path / f for f in sorted(files) if not f.startswith(".") and has_image_suffix(f)
+        ]
+    return found
+
+
+def _inside(path: str | os.PathLike, folder: str | None) -> bool:
+    """``path`` is ``folder`` or lies under it (``folder`` already a realpath)."""
+    if folder is None:
+        return False
+    real = os.path.realpath(path)
+    return real == folder or real.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def collect_inputs(
+    inputs: Iterable[str | os.PathLike],
+    recursive: bool = False,
+    exclude: str | os.PathLike | None = None,
+) -> tuple[list[InputImage], list[tuple[str, str]]]:
+    """Expand files, folders and glob patterns into a de-duplicated list of images.
+
+    Returns the images (in the order given, folders sorted) with their output names planned,
+    and ``(input, reason)`` for each input that named nothing usable.  ``exclude`` (the
+    output folder) is never scanned, so annotating ``.`` twice does not annotate the copies.
+    """
+    exclude_real = os.path.realpath(exclude) if exclude is not None else None
+    found: list[tuple[Path, str]] = []
+    problems: list[tuple[str, str]] = []
+
+    def add_folder(folder: Path, given: str) -> None:
+        files = _scan_folder(folder, recursive, exclude_real)
+        if not files:
+            hint = "" if recursive else " (add --recursive to search its subfolders)"
+            problems.append((given, f"no images in this folder{hint}"))
+        found.extend((f, os.path.join(given, f.relative_to(folder).as_posix())) for f in files)
+
+    for raw in inputs:
+        given = os.fspath(raw)
+        path = Path(given).expanduser()
+        if path.is_dir():
+            add_folder(path, given)
+        elif path.is_file():
+            found.append((path, given))
+        elif glob.has_magic(given):
+            matches = sorted(glob.glob(os.path.expanduser(given), recursive=True))
+            if not matches:
+                problems.append((given, "no file matches this pattern"))
+            for match in matches:
+                if _inside(match, exclude_real):
+                    continue  # '**/*.jpg' must not pick up earlier annotated copies
+                if Path(match).is_dir():
+                    add_folder(Path(match), match)
+                elif has_image_suffix(match) and not Path(match).name.startswith("."):
+                    found.append((Path(match), match))
+        else:
+            problems.append((given, "no such file or folder"))
+
+    seen: set[str] = set()
+    images: list[InputImage] = []
+    for path, given in found:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            images.append(InputImage(path=path, image=given, real=real))
+    return plan_output_names(images), problems
+
+
+def plan_output_names(images: Sequence[InputImage]) -> list[InputImage]:
+    """Give each image a unique mirrored path (``rel``) and a unique ``.pts`` stem.
+
+    Paths are taken relative to the deepest folder holding all inputs, so one folder of
+    photos maps to ``out/<name>`` while two ``a.jpg`` from different folders stay apart.
+    """
+    if not images:
+        return []
+    absolute = [Path(os.path.abspath(im.path)) for im in images]
+    try:
+        common = Path(os.path.commonpath([str(p.parent) for p in absolute]))
+        rels = [p.relative_to(common) for p in absolute]
+    except ValueError:  # different drives (Windows): keep the drive as the first folder
+        rels = [PurePath(p.drive.rstrip(":\\/") or "root", *p.parts[1:]) for p in absolute]
+    # a.jpg and a.png in one folder would both want a.pts: those keep their suffix in the stem
+    stems = Counter((rel.parent, rel.stem.lower()) for rel in rels)
+    return [
+        replace(
+            im, rel=rel, stem=rel.stem if stems[(rel.parent, rel.stem.lower())] == 1 else rel.name
+        )
+        for im, rel in zip(images, rels, strict=True)
+    ]
+
+
+def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> ``(2, 4)``: the second of four shards (1-based)."""
+    if shard is None or shard == "":
+        return None
+    if isinstance(shard, str):
+        index, sep, count = shard.partition("/")
+        try:
+            value = (int(index), int(count))
+        except ValueError:
+            value = None
+        if not sep or value is None:
+            raise UsageError(f"--shard must look like i/n, e.g. 1/4 (got '{shard}')")
+    else:
+        value = (int(shard[0]), int(shard[1]))
+    index, count = value
+    if count < 1 or not 1 <= index <= count:
+        raise UsageError(f"--shard {index}/{count}: i must be between 1 and n")
+    return index, count
+
+
+def shard_of(item: InputImage, count: int) -> int:
+    """The 1-based shard an image belongs to: a hash of its mirrored path.
+
+    Hashing (rather than counting) keeps an image in the same shard when files are added to
+    the collection, and does not depend on where the collection is mounted.
+    """
+    digest = hashlib.sha1(item.rel.as_posix().encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+def select_shard(items: Sequence[InputImage], shard: tuple[int, int] | None) -> list[InputImage]:
+    if shard is None:
+        return list(items)
+    index, count = shard
+    return [item for item in items if shard_of(item, count) == index]
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode a photo as RGB uint8 ``(H, W, 3)``, oriented as a viewer shows it.
+
+    Unlike the dataset reader this accepts what users' photo folders hold: EXIF rotations,
+    16-bit grayscale/colour (scaled, not clipped), palette and transparent images (composited
+    on white, as a viewer would show them).  A truncated file raises instead of being padded
+    with grey.  Every failure is a :class:`DataError` naming the file.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()  # decode fully now: truncation must fail here, not while drawing
+            return _to_rgb8(_oriented(im))
+    except FileNotFoundError:
+        raise DataError(f"cannot read {path}: file not found") from None
+    except Image.DecompressionBombError:
+        raise DataError(f"cannot read {path}: image too large (decompression bomb guard)") from None
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, Image.UnidentifiedImageError):
+            reason = "not an image Pillow can read"
+        raise DataError(f"cannot read {path}: {reason}") from None
+
+
+def _oriented(im: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a malformed EXIF block leaves the pixels as stored."""
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:  # broken metadata is no reason to lose the photo
+        return im
+
+
+def _to_rgb8(im: Image.Image) -> np.ndarray:
+    if im.mode == "RGB":
+        return np.asarray(im)
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # Pillow's own conversion clips 16-bit values at 255, turning a photo white.
+        gray = np.asarray(im).astype(np.float64)
+        peak = 65535.0 if im.mode.startswith("I;16") else float(gray.max(initial=0.0))
+        scale = 1.0 if peak <= 255.0 else 65535.0 if peak <= 65535.0 else peak
+        if im.mode == "F" and 0.0 < peak <= 1.0:
+            scale = 1.0 / 255.0
+        gray8 = np.clip(np.rint(gray * (255.0 / scale)), 0, 255).astype(np.uint8)
+        return np.repeat(gray8[:, :, None], 3, axis=2)
+    if "A" in im.mode or "a" in im.mode or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        if rgba.getextrema()[3][0] < 255:
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            rgba = Image.alpha_composite(white, rgba)
+        return np.asarray(rgba.convert("RGB"))
+    return np.asarray(im.convert("RGB"))
+
+
+def _decoded(
+    items: Iterable[InputImage], lookahead: int
+) -> Iterator[tuple[InputImage, np.ndarray | str]]:
+    """Images decoded in background threads, yielded in order: the array or why it failed."""
+
+    def read(item: InputImage) -> np.ndarray | str:
+        try:
+            return load_image(item.path)
+        except DataError as exc:
+            return str(exc).removeprefix(f"cannot read {item.path}: ")
+
+    pool = ThreadPoolExecutor(
+        max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="facemark-read"
+    )
+    pending: deque[tuple[InputImage, Future]] = deque()
+    source = iter(items)
+    try:
+        for item in source:
+            pending.append((item, pool.submit(read, item)))
+            if len(pending) >= lookahead:
+                done_item, future = pending.popleft()
+                yield done_item, future.result()
+        while pending:
+            done_item, future = pending.popleft()
+            yield done_item, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- inference
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How faces are found and marked; the same for every image of a run."""
+
+    threshold: float = 0.5
+    min_face: float = 24
+    max_faces: int | None = None
+    flip: bool = False
+    batch_size: int = 8
+    det_size: int | None = None  #: detector input size; None: the size it was trained at
+
+    def check(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise UsageError(f"--threshold must be between 0 and 1 (got {self.threshold})")
+        if self.min_face < 0:
+            raise UsageError(f"--min-face must be >= 0 pixels (got {self.min_face})")
+        if self.max_faces is not None and self.max_faces < 1:
+            raise UsageError(f"--max-faces must be >= 1 (got {self.max_faces})")
+        if self.det_size is not None and (self.det_size < 32 or self.det_size % 32):
+            raise UsageError(f"--det-size must be a multiple of 32 (got {self.det_size})")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be >= 1 (got {self.batch_size})")
+
+
+@dataclass
+class Faces:
+    """Everything found in one image, in image pixels."""
+
+    boxes: np.ndarray  # (F, 4)
+    scores: np.ndarray  # (F,)
+    keypoints: np.ndarray  # (F, 68, 2)
+    confidence: np.ndarray  # (F, 68)
+
+
+def find_faces(
+    images: Sequence[np.ndarray], detector: Any, landmarker: Any, settings: Settings
+) -> list[Faces]:
+    """Detect faces in a batch of images, then place keypoints on all of them.
+
+    The detector sees the whole batch in one forward pass (``detect_batch``); the landmark
+    model sees every face of the batch in one pass (``Landmarker.crops``/``predict_crops``).
+    Objects without those methods get one ``detect``/``predict`` call per image, so any
+    detector/landmarker-like object works.
+    """
+    kwargs = {
+        "threshold": settings.threshold,
+        "min_face": settings.min_face,
+        "max_faces": settings.max_faces,
+    }
+    if settings.det_size is not None:
+        kwargs["input_size"] = settings.det_size
+    if hasattr(detector, "detect_batch"):
+        detections = detector.detect_batch(list(images), **kwargs)
+    else:
+        detections = [detector.detect(image, **kwargs) for image in images]
+    boxes = [np.asarray(b, dtype=np.float64).reshape(-1, 4) for b, _ in detections]
+    scores = [np.asarray(s, dtype=np.float64).reshape(-1) for _, s in detections]
+    marks = _landmarks(images, boxes, landmarker, settings.flip)
+    return [
+        Faces(
+            boxes[i],
+            scores[i],
+            np.asarray(kps, dtype=np.float64).reshape(-1, NUM_POINTS, 2),
+            np.asarray(conf, dtype=np.float64).reshape(-1, NUM_POINTS),
+        )
+        for i, (kps, conf) in enumerate(marks)
+    ]
+
+
+def _landmarks(
+    images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], landmarker: Any, flip: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(keypoints, confidence)`` per image, in image pixels; empty arrays for no face."""
+    if not (hasattr(landmarker, "crops") and hasattr(landmarker, "predict_crops")):
+        return [
+            landmarker.predict(image, b, flip=flip) if len(b) else _no_marks()
+            for image, b in zip(images, boxes, strict=True)
+        ]
+    from facemark.transforms import apply_affine, invert_affine
+
+    per_image = [landmarker.crops(image, b) for image, b in zip(images, boxes, strict=True)]
+    crops = np.concatenate([c for c, _ in per_image])
+    if not len(crops):
+        return [_no_marks() for _ in images]
+    kps_all, conf_all = landmarker.predict_crops(crops, flip)
+    out, start = [], 0
+    for _, matrices in per_image:
+        stop = start + len(matrices)
+        kps = kps_all[start:stop].astype(np.float64)
+        for j, M in enumerate(matrices):
+            kps[j] = apply_affine(kps[j], invert_affine(M))
+        out.append((kps, conf_all[start:stop]))
+        start = stop
+    return out
+
+
+def _no_marks() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((0, NUM_POINTS, 2)), np.zeros((0, NUM_POINTS))
+
+
+def make_record(image: str | None, width: int, height: int, faces: Faces) -> dict[str, Any]:
+    """The JSONL record of one image (coordinates to 2 decimals, scores to 4)."""
+    return {
+        "image": image,
+        "width": int(width),
+        "height": int(height),
+        "faces": [
+            {
+                "box": np.round(faces.boxes[k], 2).tolist(),
+                "score": round(float(faces.scores[k]), 4),
+                "keypoints": np.round(faces.keypoints[k], 2).tolist(),
+                "confidence": np.round(faces.confidence[k], 4).tolist(),
+            }
+            for k in range(len(faces.boxes))
+        ],
+    }
+
+
+def annotate_image(
+    image: np.ndarray | Image.Image | str | os.PathLike,
+    *,
+    model: Any = "default",
+    detector: Any = "default",
+    device: str | None = "cpu",
+    threshold: float = 0.5,
+    min_face: float = 24,
+    max_faces: int | None = None,
+    flip: bool = False,
+) -> dict[str, Any]:
+    """One image (array, PIL image or path) -> its record; writes nothing.
+
+    For a loop over images already in memory; pass loaded models (``facemark.load_model()``,
+    ``facemark.load_detector()``) or rely on the per-process cache of loaded specs.
+    """
+    name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+    if name is not None:
+        array = load_image(name)
+    elif isinstance(image, Image.Image):
+        array = _to_rgb8(image)
+    else:
+        array = np.asarray(image)
+        if array.ndim == 2:
+            array = np.repeat(array[:, :, None], 3, axis=2)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+            raise UsageError(
+                f"expected an RGB uint8 (H, W, 3) image, got {array.dtype} {array.shape}"
+            )
+    settings = Settings(threshold, min_face, max_faces, flip)
+    settings.check()
+    det, mark = _models(model, detector, device)
+    faces = find_faces([array], det, mark, settings)[0]
+    return make_record(name, array.shape[1], array.shape[0], faces)
+
+
+def _models(model: Any, detector: Any, device: str | None) -> tuple[Any, Any]:
+    """(detector, landmarker) from specs or checkpoint dicts; loaded objects pass through."""
+    from facemark import hub
+
+    device = hub.resolve_device(device)
+
+    def load(spec: Any, task: str) -> Any:
+        if isinstance(spec, (str, os.PathLike)):
+            return _load_cached(spec, device, task)
+        if isinstance(spec, Mapping):
+            return (hub.load_detector if task == "detector" else hub.load_model)(spec, device)
+        return spec
+
+    return load(detector, "detector"), load(model, "landmarks")
+
+
+def _load_cached(spec: str | os.PathLike, device: str, task: str) -> Any:
+    """Loaded models by checkpoint file, so calling ``annotate`` in a loop does not reload
+    them; a file that changed since (a run that saved a better ``best.pt``) is reloaded."""
+    from facemark import hub
+
+    path = hub.resolve_model(spec, task)
+    return _load_file(str(path.resolve()), path.stat().st_mtime_ns, device, task)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_file(path: str, mtime_ns: int, device: str, task: str) -> Any:
+    from facemark import hub
+
+    loader = hub.load_detector if task == "detector" else hub.load_model
+    return loader(Path(path), device)
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where every output of a run goes (``suffix`` tells shards' files apart)."""
+
+    out: Path
+    suffix: str = ""
+
+    @property
+    def jsonl(self) -> Path:
+        return self.out / f"{JSONL_NAME}{self.suffix}.jsonl"
+
+    @property
+    def csv(self) -> Path:
+        return self.out / f"{JSONL_NAME}{self.suffix}.csv"
+
+    def overlay(self, item: InputImage) -> Path:
+        """The annotated copy: same relative path and format (PNG when it cannot be saved)."""
+        path = self.out / item.rel
+        if _save_format(path) is None:
+            path = path.with_name(path.name + ".png")
+        return path
+
+    def pts(self, item: InputImage, index: int, count: int) -> Path:
+        """``<stem>.pts`` for a single face (the iBUG convention), ``<stem>_<k>.pts`` otherwise."""
+        name = f"{item.stem}.pts" if count == 1 else f"{item.stem}_{index}.pts"
+        return self.out / item.rel.parent / name
+
+
+def _save_format(path: Path) -> str | None:
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    return fmt if fmt in Image.SAVE else None
+
+
+def _own_output(out: Path | None) -> Path | None:
+    """``out`` when it is safe to leave out of a scan: new, or written by facemark before.
+
+    An existing folder of the user's own photos is scanned like any other, so naming it as
+    ``--out`` is refused by :func:`check_output` instead of its photos being overwritten.
+    """
+    if out is None or not out.exists() or any(out.glob(f"{JSONL_NAME}*.jsonl")):
+        return out
+    return None
+
+
+def check_output(
+    out: Path, items: Sequence[InputImage], inputs: Iterable[str | os.PathLike], draw: bool
+) -> None:
+    """Refuse an ``--out`` that would put files into an input folder or over an input."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    real_out = os.path.realpath(out)
+    input_dirs = {os.path.realpath(Path(os.fspath(p)).expanduser()) for p in inputs}
+    input_dirs = {d for d in input_dirs if os.path.isdir(d)}
+    input_dirs |= {os.path.dirname(item.real) for item in items}
+    if real_out in input_dirs:
+        raise UsageError(
+            f"--out {out} is a folder with input images; facemark never writes among its inputs: "
+            f"choose another folder (e.g. --out {Path(out) / DEFAULT_OUT})"
+        )
+    if draw:
+        layout = Layout(out)
+        reals = {item.real for item in items}
+        for item in items:
+            if os.path.realpath(layout.overlay(item)) in reals:
+                raise UsageError(
+                    f"--out {out} would overwrite the input {item.image}; choose another folder"
+                )
+
+
+def write_pts(path: Path, keypoints: np.ndarray) -> None:
+    """An iBUG ``.pts`` file (version 1, 68 points, ``x y`` per line, image pixels)."""
+    lines = ["version: 1", f"n_points: {len(keypoints)}", "{"]
+    lines += [f"{x:.2f} {y:.2f}" for x, y in keypoints]
+    lines.append("}")
+    with atomic_write(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def draw_overlay(image: np.ndarray, record: dict[str, Any], boxes: bool = False) -> Image.Image:
+    """The annotated copy: keypoints (and optionally boxes with scores), sized to the image."""
+    from facemark import draw
+
+    faces = record["faces"]
+    picture = draw.to_pil(image)
+    if faces and boxes:
+        picture = draw.draw_boxes(picture, [f["box"] for f in faces], [f["score"] for f in faces])
+    if faces:
+        picture = draw.draw_keypoints(picture, np.array([f["keypoints"] for f in faces]))
+    return picture
+
+
+def _save_image(picture: Image.Image, path: Path) -> None:
+    fmt = _save_format(path) or "PNG"
+    with atomic_write(path, "wb") as fh:
+        picture.save(fh, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+
+
+def _csv_name(image: str, index: int, count: int) -> str:
+    return image if count == 1 else f"{image}#{index}"
+
+
+def write_csv(jsonl: Path, csv_path: Path) -> int:
+    """The dataset CSV (``name,x0,y0,...,x67,y67``, one row per face) from a JSONL file.
+
+    Built from the JSONL rather than alongside it so it always agrees with it, also after a
+    resumed run.  Returns the number of rows.
+    """
+    rows = 0
+    with atomic_write(csv_path, "w") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow([""] + [str(i) for i in range(2 * NUM_POINTS)])
+        for record in read_jsonl(jsonl):
+            faces = record.get("faces") or []
+            for k, face in enumerate(faces):
+                coords = [f"{v:.2f}" for point in face["keypoints"] for v in point]
+                writer.writerow([_csv_name(record["image"], k, len(faces))] + coords)
+                rows += 1
+    return rows
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of an annotations file; a line cut short by an interrupted run is ignored."""
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and isinstance(record.get("image"), str):
+                    yield record
+
+
+def recorded_images(out: Path) -> set[str]:
+    """Images already in any ``annotations*.jsonl`` of ``out``: as recorded and resolved."""
+    done: set[str] = set()
+    for path in sorted(out.glob(f"{JSONL_NAME}*.jsonl")):
+        for record in read_jsonl(path):
+            done.add(record["image"])
+            done.add(os.path.realpath(record["image"]))
+    return done
+
+
+def _cut_partial_line(path: Path, block: int = 1 << 16) -> None:
+    """Drop a last line without its newline (a run killed mid-write) before appending.
+
+    Reads backwards from the end, so a multi-gigabyte file costs one small read.
+    """
+    if not path.is_file():
+        return
+    with open(path, "rb+") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        pos = end
+        while pos > 0:
+            start = max(0, pos - block)
+            fh.seek(start)
+            chunk = fh.read(pos - start)
+            if pos == end and chunk.endswith(b"\n"):
+                return
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                fh.truncate(start + newline + 1)
+                return
+            pos = start
+        fh.truncate(0)
+
+
+class _Writer:
+    """Writes each image's files in a background thread, then its JSONL line, in order."""
+
+    def __init__(self, layout: Layout, append: bool, draw: bool, boxes: bool, pts: bool) -> None:
+        self.layout, self.draw, self.boxes, self.pts = layout, draw, boxes, pts
+        layout.out.mkdir(parents=True, exist_ok=True)
+        if append:
+            _cut_partial_line(layout.jsonl)
+        # Lone surrogates (undecodable file names) become JSON \\u escapes and so round-trip.
+        self.fh: IO[str] = open(
+            layout.jsonl, "a" if append else "w", encoding="utf-8", errors="backslashreplace"
+        )
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facemark-write")
+        self.pending: deque[tuple[dict[str, Any], Future]] = deque()
+
+    def submit(
+        self, item: InputImage, image: np.ndarray, record: dict[str, Any], max_pending: int
+    ) -> None:
+        self.pending.append((record, self.pool.submit(self._files, item, image, record)))
+        self._drain(keep=max_pending)
+
+    def _files(self, item: InputImage, image: np.ndarray, record: dict[str, Any]) -> None:
+        if self.draw:
+            _save_image(draw_overlay(image, record, self.boxes), self.layout.overlay(item))
+        if self.pts:
+            faces = record["faces"]
+            for k, face in enumerate(faces):
+                write_pts(self.layout.pts(item, k, len(faces)), face["keypoints"])
+
+    def _drain(self, keep: int) -> None:
+        """Append the lines of finished images; wait while more than ``keep`` are in flight."""
+        wrote = False
+        while self.pending and (len(self.pending) > keep or self.pending[0][1].done()):
+            record, future = self.pending.popleft()
+            future.result()  # a write error (disk full) is fatal and surfaces here
+            self.fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            wrote = True
+        if wrote:
+            self.fh.flush()
+
+    def close(self) -> None:
+        """Finish what is in flight; on an error, keep the lines of what was fully written."""
+        try:
+            self._drain(keep=0)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.fh.close()
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Summary:
+    """What a run did, for the closing table and for scripts."""
+
+    images: int = 0
+    faces: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    found: int = 0  #: images among the inputs (all shards)
+    seconds: float = 0.0  #: the whole run
+    load_seconds: float = 0.0  #: of which loading the models (torch import included)
+    out: Path | None = None
+    shard: tuple[int, int] | None = None
+
+    @property
+    def images_per_s(self) -> float:
+        """Throughput once the models are loaded (what a bigger run would see)."""
+        busy = self.seconds - self.load_seconds
+        return self.images / busy if busy > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "found": self.found,
+            "images": self.images,
+            "faces": self.faces,
+            "skipped": self.skipped,
+            "failures": len(self.failures),
+            "images_per_s": round(self.images_per_s, 2),
+            "seconds": round(self.seconds, 2),
+            "load_seconds": round(self.load_seconds, 2),
+            "out": str(self.out) if self.out else None,
+        }
+
+
+def run(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    *,
+    model: Any = "default",
+    detector: Any = "default",
+    device: str | None = "cpu",
+    recursive: bool = False,
+    batch_size: int = 8,
+    threshold: float = 0.5,
+    min_face: float = 24,
+    max_faces: int | None = None,
+    det_size: int | None = None,
+    flip: bool = False,
+    draw: bool = True,
+    boxes: bool = False,
+    csv: bool = False,
+    pts: bool = False,
+    skip_existing: bool = False,
+    shard: str | tuple[int, int] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    progress: Any = None,
+) -> Summary:
+    """Annotate ``inputs``; the engine behind :func:`annotate` and ``facemark annotate``.
+
+    Records stream to ``on_record`` (and to ``out``), so a run over a million photos needs no
+    more memory than a few batches.  ``progress`` is a rich ``Progress`` (or None).
+    Raises :class:`UsageError` for bad options or when there is nothing to annotate, and
+    :class:`DataError` when not one image could be read.
+    """
+    start = time.perf_counter()
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    settings = Settings(threshold, min_face, max_faces, flip, batch_size, det_size)
+    settings.check()
+    shard_spec = parse_shard(shard)
+    warn = on_warning or (lambda message: warnings.warn(message, AnnotateWarning, stacklevel=3))
+    out_dir = Path(out).expanduser() if out is not None else None
+    if out_dir is None and (csv or pts or skip_existing):
+        raise UsageError("csv, pts and skip_existing need an output folder (out=...)")
+
+    items, problems = collect_inputs(inputs, recursive, exclude=_own_output(out_dir))
+    if not items:
+        reasons = "; ".join(f"{given}: {reason}" for given, reason in problems[:3])
+        raise UsageError(f"no images to annotate ({reasons or 'no inputs given'})")
+    summary = Summary(out=out_dir, shard=shard_spec, found=len(items))
+    for given, reason in problems:
+        warn(f"{given}: {reason}")
+        if reason == "no such file or folder":
+            summary.failures.append((given, reason))
+    if out_dir is not None:
+        check_output(out_dir, items, inputs, draw)
+    todo = select_shard(items, shard_spec)
+    layout = (
+        Layout(out_dir, f".shard-{shard_spec[0]}-of-{shard_spec[1]}" if shard_spec else "")
+        if out_dir
+        else None
+    )
+    if skip_existing and layout is not None and out_dir.is_dir():
+        done = recorded_images(out_dir)
+        kept = [item for item in todo if item.image not in done and item.real not in done]
+        summary.skipped = len(todo) - len(kept)
+        todo = kept
+
+    if todo:
+        open_writer = (
+            functools.partial(_Writer, layout, skip_existing, draw, boxes, pts) if layout else None
+        )
+        with progress if progress is not None else contextlib.nullcontext():
+            _process(
+                todo,
+                (model, detector, device),
+                settings,
+                open_writer,
+                summary,
+                warn,
+                on_record,
+                progress,
+            )
+    if csv and layout is not None and layout.jsonl.is_file():
+        write_csv(layout.jsonl, layout.csv)
+    summary.seconds = time.perf_counter() - start
+    if summary.images == 0 and summary.failures and not summary.skipped:
+        first, reason = summary.failures[0]
+        raise DataError(
+            f"no image could be read ({len(summary.failures)} failed; first: {first}: {reason})"
+        )
+    return summary
+
+
+def _process(
+    todo: Sequence[InputImage],
+    model_specs: tuple[Any, Any, str | None],
+    settings: Settings,
+    open_writer: Callable[[], _Writer] | None,
+    summary: Summary,
+    warn: Callable[[str], None],
+    on_record: Callable[[dict[str, Any]], None] | None,
+    progress: Any,
+) -> None:
+    """The loop over batches: decode, find faces, hand records to the writer and caller.
+
+    Models and the output file are opened at the first readable batch, so a run over
+    unreadable files fails fast and leaves an earlier annotations.jsonl alone.
+    """
+    models: tuple[Any, Any] | None = None
+    writer: _Writer | None = None
+    task = progress.add_task("Annotating", total=len(todo)) if progress is not None else None
+    size = settings.batch_size
+    try:
+        for batch in _batches(_decoded(todo, size), size, summary, warn, progress, task):
+            if models is None:
+                loading = time.perf_counter()
+                models = _models(*model_specs)
+                summary.load_seconds = time.perf_counter() - loading
+                writer = open_writer() if open_writer is not None else None
+            found = find_faces([image for _, image in batch], *models, settings)
+            for (item, image), faces in zip(batch, found, strict=True):
+                record = make_record(item.image, image.shape[1], image.shape[0], faces)
+                summary.images += 1
+                summary.faces += len(record["faces"])
+                if writer is not None:
+                    writer.submit(item, image, record, max_pending=size)
+                if on_record is not None:
+                    on_record(record)
+            if progress is not None:
+                progress.advance(task, len(batch))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _batches(
+    decoded: Iterator[tuple[InputImage, np.ndarray | str]],
+    size: int,
+    summary: Summary,
+    warn: Callable[[str], None],
+    progress: Any,
+    task: Any,
+) -> Iterator[list[tuple[InputImage, np.ndarray]]]:
+    """Group readable images into batches; report and count the unreadable ones."""
+    batch: list[tuple[InputImage, np.ndarray]] = []
+    for item, image in decoded:
+        if isinstance(image, str):
+            warn(f"skipped {item.image}: {image}")
+            summary.failures.append((item.image, image))
+            if progress is not None:
+                progress.advance(task)
+            continue
+        batch.append((item, image))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def progress_bar(console: Any = None) -> Any:
+    """The rich progress bar of an annotate run (on stderr unless a console is given)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    console = console or Console(stderr=True)
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(
+                f"{task.speed:.1f} img/s" if task.speed else "", style="progress.data.speed"
+            )
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,  # the summary table follows; warnings printed above the bar stay
+        disable=not console.is_terminal,  # nothing to animate in a log file
+    )
+
+
+def summary_table(summary: Summary) -> Any:
+    """The closing rich table of a run."""
+    from rich.table import Table
+
+    title = "annotate" + (
+        f" (shard {summary.shard[0]}/{summary.shard[1]})" if summary.shard else ""
+    )
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    if summary.shard:
+        table.add_row("images found (all shards)", f"{summary.found:,}")
+    table.add_row("images annotated", f"{summary.images:,}")
+    table.add_row("faces", f"{summary.faces:,}")
+    if summary.skipped:
+        table.add_row("skipped (already done)", f"{summary.skipped:,}")
+    failed = len(summary.failures)
+    table.add_row("failures", f"[red]{failed:,}[/] (see the warnings above)" if failed else "0")
+    table.add_row(
+        "speed",
+        f"{summary.images_per_s:.1f} images/s ({summary.seconds:.1f} s in all, "
+        f"{summary.load_seconds:.1f} s loading models)",
+    )
+    if summary.out is not None:
+        table.add_row("output", str(summary.out))
+    return table
+
+
+def annotate(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    *,
+    model: Any = "default",
+    detector: Any = "default",
+    device: str | None = "cpu",
+    recursive: bool = False,
+    batch_size: int = 8,
+    threshold: float = 0.5,
+    min_face: float = 24,
+    max_faces: int | None = None,
+    det_size: int | None = None,
+    flip: bool = False,
+    draw: bool = True,
+    boxes: bool = False,
+    csv: bool = False,
+    pts: bool = False,
+    skip_existing: bool = False,
+    shard: str | tuple[int, int] | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Find every face in ``inputs`` and place its 68 keypoints; returns one record per image.
+
+    ``inputs``: a file, folder or glob pattern, or a list of them.  ``out``: a folder for
+    ``annotations.jsonl`` and (``draw``) annotated copies, ``csv`` and ``pts`` files; None
+    writes nothing.  ``model``/``detector``: a spec (``"default"``, a run name, a checkpoint
+    path, an https URL) or a loaded :class:`Landmarker`/:class:`FaceDetector`.  Unreadable
+    files are skipped with an :class:`AnnotateWarning`; with ``skip_existing`` the records of
+    images done by an earlier run are not returned again.  ``progress`` shows a bar on
+    stderr.  Never returns None.
+    """
+    records: list[dict[str, Any]] = []
+    run(
+        inputs,
+        out,
+        model=model,
+        detector=detector,
+        device=device,
+        recursive=recursive,
+        batch_size=batch_size,
+        threshold=threshold,
+        min_face=min_face,
+        max_faces=max_faces,
+        det_size=det_size,
+        flip=flip,
+        draw=draw,
+        boxes=boxes,
+        csv=csv,
+        pts=pts,
+        skip_existing=skip_existing,
+        shard=shard,
+        on_record=records.append,
+        progress=progress_bar() if progress else None,
+    )
+    return records
+
+
+class _CallableModule(types.ModuleType):
+    """``facemark.annotate`` is this module *and* the function users call.
+
+    Importing ``facemark.annotate`` binds the module to that name in the package, hiding a
+    function of the same name; making the module callable keeps ``facemark.annotate(...)``
+    working however it was reached.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return annotate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+__signature__ = inspect.signature(annotate)

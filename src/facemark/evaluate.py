@@ -1,0 +1,882 @@
+"""``facemark evaluate``: standard 68-point metrics for one or several landmark models.
+
+The figures are the 300-W conventions (:mod:`facemark.metrics`): NME normalised by the outer
+eye corners, failure rate and CED area under 0.08 and 0.10, and NME per facial region, plus the
+inference cost per face.  Two ways to get the face box isolate two questions:
+
+* ``boxes="gt"`` crops from the true keypoints (:func:`transforms.face_box_from_keypoints`),
+  exactly as training does, so the figures measure the landmark model alone;
+* ``boxes="detect"`` uses the face detector, as ``annotate`` does, so they measure the whole
+  pipeline.  An image where no detection contains the centroid of the true keypoints is a
+  *miss*: it counts as a failure in FR and AUC (its NME is infinite) and is reported, but it
+  cannot enter the mean NME, which is over the faces that were found.
+
+Everything returns plain dicts and lists so benchmarks and notebooks can call
+:func:`evaluate_models` / :func:`evaluate_model` without the CLI; the CLI only prints them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from facemark import metrics
+from facemark.errors import DataError, UsageError
+from facemark.shape import NUM_POINTS
+
+if TYPE_CHECKING:
+    from facemark.dataset import FaceSet
+
+BOX_MODES = ("gt", "detect")
+SPLITS = ("val", "test")
+#: Batch sizes of the speed measurement: one face at a time (interactive use) and a batch.
+TIMING_BATCHES = (1, 32)
+#: Training defaults for the validation split, used when a model carries no training config.
+VAL_DEFAULTS = {"val_fraction": 0.1, "seed": 0, "val_by": "identity"}
+#: Gallery colours: the true points, then each model's points (bright, to show on any face).
+TRUE_COLOR = (0, 255, 0)
+MODEL_COLORS = [(255, 50, 50), (0, 200, 255), (255, 0, 255), (255, 210, 0), (255, 130, 0)]
+
+
+class Predictor(Protocol):
+    """What evaluation needs from a landmark model (a :class:`Landmarker` or a test stub)."""
+
+    def predict(
+        self, image: np.ndarray, boxes: np.ndarray, flip: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class Detector(Protocol):
+    """What ``boxes="detect"`` needs from a face detector."""
+
+    def detect(
+        self, image: np.ndarray, threshold: float = 0.5, **kwargs: Any
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+# --------------------------------------------------------------------------- evaluation data
+
+
+def load_labeled(
+    images_dir: str | Path, labels_csv: str | Path, progress: bool = False
+) -> FaceSet:
+    """A labelled folder for evaluation, strictly checked.
+
+    Training may skip a bad row; an evaluation silently run on fewer images than the user gave
+    would report figures for a different set, so wrong column counts and missing images stop
+    it with one line that says how many and which one first.
+    """
+    from facemark import dataset
+
+    images_dir, labels_csv = Path(images_dir), Path(labels_csv)
+    if not images_dir.is_dir():
+        raise DataError(f"image folder not found: {images_dir}")
+    names, _, skipped = dataset.read_keypoints_csv(labels_csv)
+    bad = [s for s in skipped if "values instead of" in s.reason]
+    if bad:
+        raise DataError(
+            f"{labels_csv}: {len(bad)} row(s) do not have 1 + {2 * NUM_POINTS} columns "
+            f"(name,x0,y0,...,x67,y67); first: '{bad[0].name}' has {bad[0].reason}"
+        )
+    missing = [n for n in names if not (images_dir / n).is_file()]
+    if missing:
+        raise DataError(
+            f"{len(missing)} of {len(names)} image(s) listed in {labels_csv.name} are missing "
+            f"from {images_dir} (first: {missing[0]})"
+        )
+    return dataset.load_labeled_folder(images_dir, labels_csv, progress=progress)
+
+
+def load_split(
+    split: str,
+    split_settings: dict[str, Any] | None = None,
+    root: str | Path | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+) -> FaceSet:
+    """The ``val`` or ``test`` frames of the installed dataset (``val`` per ``split_settings``)."""
+    from facemark import dataset
+
+    if split not in SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not '{split}'")
+    settings = {**VAL_DEFAULTS, **(split_settings or {})}
+    return dataset.load_split(split, root=root, progress=progress, limit=limit, **settings)
+
+
+def split_settings_from_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    """The validation-split settings a model was trained with (empty when unknown).
+
+    A run's held-out persons depend on ``val_fraction``, ``seed`` and ``val_by``; evaluating
+    its ``val`` figures on any other split would mix in frames it trained on.
+    """
+    config = config or {}
+    out: dict[str, Any] = {}
+    for key in VAL_DEFAULTS:
+        if config.get(key) is not None:
+            out[key] = config[key]
+    return out
+
+
+# --------------------------------------------------------------------------- boxes
+
+
+def match_detection(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray) -> int | None:
+    """The detection of this face: the best-scoring box containing the keypoints' centroid."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    cx, cy = np.asarray(keypoints, dtype=np.float64).reshape(-1, 2).mean(axis=0)
+    inside = (boxes[:, 0] <= cx) & (cx <= boxes[:, 2]) & (boxes[:, 1] <= cy) & (cy <= boxes[:, 3])
+    if not inside.any():
+        return None
+    candidates = np.flatnonzero(inside)
+    return int(candidates[np.argmax(scores[candidates])])
+
+
+def face_boxes(
+    faces: FaceSet,
+    mode: str = "gt",
+    detector: Detector | None = None,
+    threshold: float = 0.5,
+    batch_size: int = 32,
+    advance: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """One crop box per frame, ``(N, 4)``; rows of NaN where the detector missed the face.
+
+    A detector with ``detect_batch`` gets ``batch_size`` frames per call.
+    """
+    if mode not in BOX_MODES:
+        raise UsageError(f"--boxes must be one of {', '.join(BOX_MODES)}, not '{mode}'")
+    if mode == "gt":
+        return faces.boxes().astype(np.float64)
+    if detector is None:
+        raise UsageError("boxes='detect' needs a face detector")
+    batched = getattr(detector, "detect_batch", None)
+    step = max(1, int(batch_size)) if batched is not None else 1
+    out = np.full((len(faces), 4), np.nan)
+    for start in range(0, len(faces), step):
+        chunk = faces.images[start : start + step]
+        if batched is not None:
+            found = batched(chunk, threshold=threshold)
+        else:
+            found = [detector.detect(chunk[0], threshold=threshold)]
+        for i, (boxes, scores) in enumerate(found, start=start):
+            k = match_detection(boxes, scores, faces.keypoints[i])
+            if k is not None:
+                out[i] = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[k]
+        if advance:
+            advance(len(chunk))
+    return out
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def predict_faces(
+    model: Predictor,
+    images: Sequence[np.ndarray],
+    boxes: np.ndarray,
+    flip: bool = False,
+    batch_size: int = 32,
+    advance: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Keypoints ``(N, 68, 2)`` for one box per image; NaN where the box is NaN (a miss).
+
+    Crops of up to ``batch_size`` images go through the network together when the model can
+    take faces of several images at once (see :func:`_predict`); otherwise one image at a time.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    pred = np.full((len(images), NUM_POINTS, 2), np.nan)
+    found = np.flatnonzero(np.isfinite(boxes).all(axis=1))
+    step = max(1, int(batch_size)) if _batches_images(model) else 1
+    for start in range(0, len(found), step):
+        idx = found[start : start + step]
+        for i, kps in zip(idx, _predict(model, images, boxes, idx, flip), strict=True):
+            pred[i] = np.asarray(kps, dtype=np.float64).reshape(NUM_POINTS, 2)
+        if advance:
+            advance(len(idx))
+    if advance and len(images) > len(found):
+        advance(len(images) - len(found))
+    return pred
+
+
+def time_inference(
+    model: Predictor,
+    images: Sequence[np.ndarray],
+    boxes: np.ndarray,
+    flip: bool = False,
+    batch_sizes: Sequence[int] = TIMING_BATCHES,
+    min_seconds: float = 0.5,
+    min_repeats: int = 5,
+    max_repeats: int = 50,
+    device: str = "cpu",
+) -> dict[int, float]:
+    """Median milliseconds per face at each batch size, on real crops of real frames.
+
+    One call is the full landmark step a user pays for per face: crop, network, decoding and
+    mapping back to image pixels (not image decoding, not detection).  Each batch size gets
+    warm-up calls first (lazy initialisation, cuDNN autotuning, caches), then repeats until
+    ``min_seconds`` have passed (between ``min_repeats`` and ``max_repeats``); the median
+    resists the other processes of a shared machine.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    usable = [i for i in range(len(images)) if np.isfinite(boxes[i]).all()]
+    if not usable:
+        return {}
+    sync = _synchronizer(device)
+    out: dict[int, float] = {}
+    for bs in batch_sizes:
+        picks = [usable[k % len(usable)] for k in range(bs)]
+        if not _batches_images(model):  # one image per call: that many faces on it
+            picks = [picks[0]] * bs
+
+        def call(picks: list[int] = picks) -> None:
+            _predict(model, images, boxes, picks, flip)
+            sync()
+
+        for _ in range(2):
+            call()
+        times: list[float] = []
+        began = time.perf_counter()
+        while len(times) < max_repeats and (
+            len(times) < min_repeats or time.perf_counter() - began < min_seconds
+        ):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+        out[bs] = 1000.0 * statistics.median(times) / bs
+    return out
+
+
+def _predict(
+    model: Predictor,
+    images: Sequence[np.ndarray],
+    boxes: np.ndarray,
+    idx: Sequence[int],
+    flip: bool,
+) -> list[np.ndarray]:
+    """Keypoints ``(68, 2)`` for face ``boxes[i]`` of ``images[i]``, ``i`` in ``idx``, in one
+    network call when the model allows it.
+
+    ``predict_batch(images, boxes_per_image, flip)`` takes faces of several images; a model
+    with ``crops``/``predict_crops`` (a :class:`Landmarker`) gets its crops stacked into one
+    batch; anything else must be given faces of one image (``predict``).
+    """
+    idx = [int(i) for i in idx]
+    if hasattr(model, "predict_batch"):
+        per_image_boxes = [boxes[[i]] for i in idx]
+        results = model.predict_batch([images[i] for i in idx], per_image_boxes, flip=flip)
+        return [np.asarray(kps).reshape(NUM_POINTS, 2) for kps, _ in results]
+    if hasattr(model, "crops") and hasattr(model, "predict_crops"):
+        from facemark import transforms
+
+        cropped = [model.crops(images[i], boxes[[i]]) for i in idx]
+        kps, _ = model.predict_crops(np.concatenate([c for c, _ in cropped]), flip)
+        return [
+            transforms.apply_affine(np.asarray(k, np.float64), transforms.invert_affine(m[0]))
+            for k, (_, m) in zip(kps, cropped, strict=True)
+        ]
+    if len(set(idx)) > 1:
+        raise ValueError("a model without predict_batch takes faces of one image per call")
+    kps, _ = model.predict(images[idx[0]], boxes[idx], flip=flip)
+    return list(np.asarray(kps).reshape(len(idx), NUM_POINTS, 2))
+
+
+def _batches_images(model: Predictor) -> bool:
+    """Whether faces of different images can share one network call (see :func:`_predict`)."""
+    crops = hasattr(model, "crops") and hasattr(model, "predict_crops")
+    return crops or hasattr(model, "predict_batch")
+
+
+def _threads(device: str) -> int | None:
+    """Torch's CPU threads, which set CPU speed figures (None on a GPU, where they do not)."""
+    if str(device).startswith("cuda"):
+        return None
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _synchronizer(device: str) -> Callable[[], None]:
+    """Wait for queued GPU work, so a timing measures the work and not its launch."""
+    if not str(device).startswith("cuda"):
+        return lambda: None
+    import torch
+
+    return torch.cuda.synchronize
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Per-image NME (inf for a miss) and the summary metrics.
+
+    Misses are failures at every threshold and lower the CED; the mean NME and the region
+    NMEs are over the found faces (an infinite error has no mean).
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    found = np.isfinite(pred).all(axis=(1, 2))
+    nme = np.full(len(gt), np.inf)
+    if found.any():
+        nme[found] = metrics.nme_io(pred[found], gt[found])
+        summary = metrics.summarize(pred[found], gt[found])
+    else:
+        summary = {"nme_io": math.nan, "regions": {}}
+    summary.update(
+        images=int(len(gt)),
+        found=int(found.sum()),
+        missed=int((~found).sum()),
+        fr_08=metrics.failure_rate(nme, 0.08),
+        fr_10=metrics.failure_rate(nme, 0.10),
+        auc_08=metrics.auc(nme, 0.08),
+        auc_10=metrics.auc(nme, 0.10),
+    )
+    return nme, summary
+
+
+# --------------------------------------------------------------------------- one model
+
+
+@dataclass
+class Evaluation:
+    """One model on one set: the summary plus what a report needs (predictions, errors)."""
+
+    summary: dict[str, Any]
+    names: list[str]
+    pred: np.ndarray
+    nme: np.ndarray
+    images: list[np.ndarray] = field(repr=False, default_factory=list)
+    gt: np.ndarray | None = field(repr=False, default=None)
+
+    def per_image(self) -> list[dict[str, Any]]:
+        """``[{"image", "nme_io" (None for a miss), "missed"}]`` in the set's order."""
+        return [
+            {"image": n, "nme_io": _finite(e), "missed": not math.isfinite(e)}
+            for n, e in zip(self.names, self.nme, strict=True)
+        ]
+
+    def as_dict(self, per_image: bool = False) -> dict[str, Any]:
+        out = _json_safe(self.summary)
+        if per_image:
+            out["per_image"] = self.per_image()
+        return out
+
+
+def run_evaluation(
+    model: Predictor,
+    faces: FaceSet,
+    *,
+    name: str = "model",
+    boxes: str | np.ndarray = "gt",
+    detector: Detector | None = None,
+    threshold: float = 0.5,
+    flip: bool = False,
+    batch_size: int = 32,
+    timing: bool = True,
+    device: str = "cpu",
+    split: str | None = None,
+    progress: _Progress | None = None,
+) -> Evaluation:
+    """Predict every face of ``faces``, score it and (optionally) time the model.
+
+    ``boxes`` is a mode (``"gt"``/``"detect"``) or precomputed ``(N, 4)`` boxes with NaN rows
+    for misses (so several models share one detector pass).
+    """
+    mode = boxes if isinstance(boxes, str) else "detect"
+    progress = progress or _Progress(enabled=False)
+    if mode == "detect" and isinstance(boxes, str):
+        with progress.task("detecting faces", len(faces)) as adv:
+            crop_boxes = face_boxes(faces, mode, detector, threshold, batch_size, advance=adv)
+    elif isinstance(boxes, str):
+        crop_boxes = face_boxes(faces, mode)
+    else:
+        crop_boxes = np.asarray(boxes, dtype=np.float64).reshape(len(faces), 4)
+    with progress.task(f"evaluating {name}", len(faces)) as adv:
+        pred = predict_faces(model, faces.images, crop_boxes, flip, batch_size, advance=adv)
+    nme, scores = score(pred, faces.keypoints)
+    ms: dict[int, float] = {}
+    if timing:
+        with progress.task(f"timing {name} (batch {', '.join(map(str, TIMING_BATCHES))})", None):
+            ms = time_inference(model, faces.images, crop_boxes, flip, device=device)
+    info = {"model": name, "split": split, "boxes": mode}
+    info.update((k, scores[k]) for k in ("images", "found", "missed", "nme_io"))
+    info.update((k, scores[k]) for k in ("fr_08", "fr_10", "auc_08", "auc_10"))
+    info.update(ms_per_face=ms.get(1), ms_per_face_b32=ms.get(32), regions=scores["regions"])
+    info.update(flip=bool(flip), device=str(device), threads=_threads(device))
+    return Evaluation(info, list(faces.names), pred, nme, list(faces.images), faces.keypoints)
+
+
+def evaluate_model(
+    model: Any = "default", faces: FaceSet | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """One model as a plain dict; see :func:`evaluate_models` for the arguments."""
+    result = evaluate_models([model], faces=faces, **kwargs)
+    return result["models"][0]
+
+
+def evaluate_models(
+    models: Sequence[Any] = ("default",),
+    faces: FaceSet | None = None,
+    *,
+    split: str = "test",
+    images: str | Path | None = None,
+    labels: str | Path | None = None,
+    root: str | Path | None = None,
+    val_fraction: float | None = None,
+    seed: int | None = None,
+    val_by: str | None = None,
+    limit: int | None = None,
+    boxes: str = "gt",
+    detector: Any = "default",
+    threshold: float = 0.5,
+    flip: bool = False,
+    device: str | None = "cpu",
+    batch_size: int = 32,
+    timing: bool = True,
+    threads: int | None = None,
+    report: str | Path | None = None,
+    worst: int = 16,
+    per_image: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate each model on the same frames; ``{"models": [summary dict, ...], ...}``.
+
+    ``models``: specs (``"default"``, a run name, a checkpoint path, an https URL) or loaded
+    models (anything with ``predict(image, boxes, flip)``).  The frames are ``faces`` (a
+    :class:`FaceSet`) when given, else ``images`` + ``labels``, else ``split`` of the
+    installed dataset (``root`` overrides its folder; ``limit`` takes a random subset).  For
+    ``split="val"``, unset ``val_fraction``/``seed``/``val_by`` come from each model's
+    training config, so a run is scored on the persons it held out.  ``boxes="detect"`` runs
+    ``detector`` (a spec or a loaded detector) once per frame set, for all models.
+    ``report`` writes ced.png, per_image.csv, worst.png and summary.json into that folder.
+
+    Each summary has: model, images, found, missed, nme_io, fr_08, fr_10, auc_08, auc_10,
+    regions, ms_per_face (batch 1), ms_per_face_b32, split, boxes, flip, device (plus
+    val_split for ``split="val"`` and per_image when asked).  Non-finite values are None.
+    """
+    from facemark import hub
+
+    if boxes not in BOX_MODES:
+        raise UsageError(f"--boxes must be one of {', '.join(BOX_MODES)}, not '{boxes}'")
+    if not models:
+        raise UsageError("no model to evaluate")
+    if (images is None) != (labels is None):
+        raise UsageError("--images and --labels go together: a folder of images and its CSV")
+    if split not in SPLITS and faces is None and images is None:
+        raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not '{split}'")
+    device = hub.resolve_device(device)
+    explicit = {"val_fraction": val_fraction, "seed": seed, "val_by": val_by}
+    source = _FrameSource(faces, images, labels, split, root, limit, explicit, progress)
+    prog = _Progress(enabled=progress)
+    evaluations: list[Evaluation] = []
+    with _torch_threads(threads), prog:
+        source.preload()  # a data error shows before any model is loaded or downloaded
+        loaded = [_load_model(m, device) for m in models]
+        det = hub.load_detector(detector, device=device) if boxes == "detect" else None
+        detected: dict[int, np.ndarray] = {}  # frame set -> detector boxes, shared by models
+        for model, label, config, meta in loaded:
+            frames, split_name, val_split = source.frames_for(config)
+            crop_boxes: str | np.ndarray = boxes
+            if det is not None:
+                if id(frames) not in detected:
+                    with prog.task("detecting faces", len(frames)) as adv:
+                        detected[id(frames)] = face_boxes(
+                            frames, "detect", det, threshold, batch_size, advance=adv
+                        )
+                crop_boxes = detected[id(frames)]
+            ev = run_evaluation(
+                model, frames, name=label, boxes=crop_boxes, flip=flip, batch_size=batch_size,
+                timing=timing, device=device, split=split_name, progress=prog,
+            )
+            ev.summary.update(meta)
+            if val_split:
+                ev.summary["val_split"] = val_split
+            evaluations.append(ev)
+    result: dict[str, Any] = {"models": [ev.as_dict(per_image) for ev in evaluations]}
+    if len({tuple(ev.names) for ev in evaluations}) > 1:
+        result["warning"] = "the models were scored on different frames (their val splits differ)"
+    if report is not None:
+        from facemark.files import write_json
+
+        files = write_report(evaluations, report, worst)
+        files["summary"] = Path(report) / "summary.json"
+        result["report"] = {k: str(v) for k, v in files.items()}
+        write_json(files["summary"], result)
+    return result
+
+
+class _FrameSource:
+    """The frames each model is scored on, each set loaded once.
+
+    Only ``split="val"`` can differ between models (their training configs may hold out
+    different persons); everything else is one set for all.
+    """
+
+    def __init__(self, faces, images, labels, split, root, limit, explicit, progress) -> None:
+        self.faces, self.images, self.labels = faces, images, labels
+        self.split, self.root, self.limit, self.progress = split, root, limit, progress
+        self.explicit = {k: v for k, v in explicit.items() if v is not None}
+        self._sets: dict[tuple, Any] = {}
+
+    def preload(self) -> None:
+        """Load the frames now when they do not depend on a model's training config."""
+        if self.faces is None and (self.images is not None or self.split != "val"):
+            self.frames_for({})
+
+    def frames_for(self, config: dict[str, Any]) -> tuple[Any, str, dict[str, Any] | None]:
+        """(FaceSet, split label, val-split settings or None) for a model's training config."""
+        if self.faces is not None:
+            return self.faces, "custom", None
+        if self.images is not None:
+            if "folder" not in self._sets:
+                self._sets["folder"] = load_labeled(
+                    self.images, self.labels, progress=self.progress
+                )
+            return self._sets["folder"], f"folder:{self.images}", None
+        settings = None
+        if self.split == "val":
+            settings = {**VAL_DEFAULTS, **split_settings_from_config(config), **self.explicit}
+        key = (self.split, tuple(sorted((settings or {}).items())))
+        if key not in self._sets:
+            self._sets[key] = load_split(
+                self.split, settings, root=self.root, limit=self.limit, progress=self.progress
+            )
+        return self._sets[key], self.split, settings
+
+
+def _load_model(
+    spec: Any, device: str
+) -> tuple[Predictor, str, dict[str, Any], dict[str, Any]]:
+    """(model, display name, training config, facts for the summary) for a spec or a model."""
+    if hasattr(spec, "predict"):
+        name = str(getattr(spec, "name", type(spec).__name__))
+        info = dict(getattr(spec, "info", None) or {})
+        return spec, name, dict(getattr(spec, "config", None) or {}), {"arch": info.get("arch")}
+    from facemark import checkpoint, hub
+    from facemark.landmarker import Landmarker
+
+    path = hub.resolve_model(spec, "landmarks")
+    payload = checkpoint.load_checkpoint(path, "landmarks")
+    config = dict(payload.get("config") or {})
+    meta = {"checkpoint": str(path), "arch": payload.get("arch"), "epoch": payload.get("epoch")}
+    return Landmarker.from_checkpoint(payload, device=device), str(spec), config, meta
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` intra-op threads, restoring the previous setting afterwards."""
+    if not threads:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def write_report(
+    evaluations: Sequence[Evaluation], out_dir: str | Path, worst: int = 16
+) -> dict[str, Path]:
+    """ced.png, per_image.csv and worst.png in ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--report must be a folder, but {out} is a file")
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        "ced": write_ced_plot(evaluations, out / "ced.png"),
+        "per_image": write_per_image_csv(evaluations, out / "per_image.csv"),
+        "worst": write_worst_gallery(evaluations, out / "worst.png", worst),
+    }
+
+
+def write_ced_plot(evaluations: Sequence[Evaluation], path: Path, threshold: float = 0.10) -> Path:
+    """The cumulative error distribution of every model on one chart (NME in %)."""
+    from facemark import plot
+
+    series = {}
+    for ev in evaluations:
+        xs, ys = metrics.ced(ev.nme, threshold, steps=200)
+        series[_unique(ev.summary["model"], series)] = (xs * 100.0, ys * 100.0)
+    first = evaluations[0].summary
+    title = f"Cumulative error distribution ({first.get('split')}, {first.get('boxes')} boxes)"
+    plot.line_chart(series, path, title=title, xlabel="NME_io (%)", ylabel="images (%)")
+    return path
+
+
+def write_per_image_csv(evaluations: Sequence[Evaluation], path: Path) -> Path:
+    """``model,image,nme_io,missed``: one row per model and image (empty NME for a miss)."""
+    from facemark.files import atomic_write
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["model", "image", "nme_io", "missed"])
+    for ev in evaluations:
+        for row in ev.per_image():
+            nme = "" if row["nme_io"] is None else f"{row['nme_io']:.6f}"
+            writer.writerow([ev.summary["model"], row["image"], nme, int(row["missed"])])
+    with atomic_write(path, "w") as fh:
+        fh.write(buf.getvalue())
+    return path
+
+
+def worst_indices(evaluations: Sequence[Evaluation], n: int) -> list[int]:
+    """The ``n`` frames with the largest error of any model (misses first)."""
+    errors = np.stack([ev.nme for ev in evaluations]).max(axis=0)
+    order = np.argsort(-errors, kind="stable")
+    return [int(i) for i in order[: max(0, n)]]
+
+
+def write_worst_gallery(evaluations: Sequence[Evaluation], path: Path, n: int = 16) -> Path:
+    """The worst frames with the true points (green) and each model's points (see the legend).
+
+    Each tile is the face's neighbourhood enlarged, captioned with the frame's name and each
+    model's NME; a miss has no predicted points and says so.  Only the models scored on the
+    first model's frames take part (val splits of different runs may differ).
+    """
+    from facemark import draw, transforms
+    from facemark.files import atomic_write
+
+    first = evaluations[0]
+    shown = [(k, ev) for k, ev in enumerate(evaluations) if ev.names == first.names]
+    tiles, captions = [], []
+    for i in worst_indices([ev for _, ev in shown], n):
+        gt = first.gt[i]
+        # A square view of the face, enlarged so the dots of several models stay apart.
+        crop, M = transforms.crop_face(first.images[i], transforms.face_box_from_keypoints(gt), 192)
+        true_pts = transforms.apply_affine(gt, M)
+        tile = draw.draw_keypoints(crop, true_pts, color=TRUE_COLOR, radius=2.0)
+        parts = []
+        for k, ev in shown:
+            if np.isfinite(ev.pred[i]).all():
+                pts = transforms.apply_affine(ev.pred[i], M)
+                tile = draw.draw_keypoints(tile, pts, color=_model_color(k), radius=1.6)
+                parts.append(f"{100 * ev.nme[i]:.1f}%")
+            else:
+                parts.append("missed")
+        tiles.append(tile)
+        captions.append(f"{first.names[i]} {'/'.join(parts)}")
+    grid = draw.make_grid(tiles, captions=captions)
+    legend = [("truth", TRUE_COLOR)] + [(ev.summary["model"], _model_color(k)) for k, ev in shown]
+    with atomic_write(path, "wb") as fh:
+        _with_legend(grid, legend).save(fh, format="PNG")
+    return path
+
+
+def _model_color(k: int) -> tuple[int, int, int]:
+    return MODEL_COLORS[k % len(MODEL_COLORS)]
+
+
+def _with_legend(grid, items: Sequence[tuple[str, tuple[int, int, int]]]):
+    """``grid`` under a strip that names the colour of each set of points."""
+    from PIL import Image, ImageDraw
+
+    from facemark import draw
+
+    fnt = draw.font(14)
+    strip = Image.new("RGB", (grid.width, 24), (24, 24, 24))
+    pen = ImageDraw.Draw(strip)
+    x = 8
+    for label, colour in items:
+        pen.ellipse([x, 7, x + 10, 17], fill=colour)
+        pen.text((x + 15, 4), label, fill=(230, 230, 230), font=fnt)
+        x += 15 + int(pen.textlength(label, font=fnt)) + 18
+    out = Image.new("RGB", (grid.width, grid.height + strip.height))
+    out.paste(strip, (0, 0))
+    out.paste(grid, (0, strip.height))
+    return out
+
+
+# --------------------------------------------------------------------------- tables
+
+#: Summary columns: (header, key, format, lower is better).
+_COLUMNS = [
+    ("NME_io %", "nme_io", lambda v: f"{100 * v:.2f}", True),
+    ("FR@0.08 %", "fr_08", lambda v: f"{100 * v:.1f}", True),
+    ("FR@0.10 %", "fr_10", lambda v: f"{100 * v:.1f}", True),
+    ("AUC@0.08", "auc_08", lambda v: f"{v:.4f}", False),
+    ("AUC@0.10", "auc_10", lambda v: f"{v:.4f}", False),
+    ("ms/face b1", "ms_per_face", lambda v: f"{v:.2f}", True),
+    ("ms/face b32", "ms_per_face_b32", lambda v: f"{v:.2f}", True),
+]
+
+
+def results_table(result: dict[str, Any]):
+    """The side-by-side rich table: one row per model; the best value of a column in bold."""
+    from rich.table import Table
+
+    rows = result["models"]
+    first = rows[0]
+    table = Table(title=f"evaluation: {first.get('split')} split, {first.get('boxes')} boxes"
+                  + (", flip" if first.get("flip") else "") + f", {first.get('device')}",
+                  title_justify="left")
+    table.add_column("model", overflow="fold")
+    table.add_column("images", justify="right")
+    show_missed = any(r.get("boxes") == "detect" for r in rows)
+    if show_missed:
+        table.add_column("missed", justify="right")
+    for header, *_ in _COLUMNS:
+        table.add_column(header, justify="right")
+    for r in rows:
+        cells = [str(r["model"]), str(r["images"])]
+        if show_missed:
+            cells.append(str(r.get("missed", 0)))
+        for _, key, fmt, lower in _COLUMNS:
+            cells.append(_cell(r.get(key), [x.get(key) for x in rows], fmt, lower))
+        table.add_row(*cells)
+    return table
+
+
+def regions_table(result: dict[str, Any]):
+    """NME_io (%) per facial region, one row per model."""
+    from rich.table import Table
+
+    from facemark.shape import REGIONS
+
+    table = Table(title="NME_io % by region", title_justify="left")
+    table.add_column("model", overflow="fold")
+    for region in REGIONS:
+        table.add_column(region, justify="right")
+    rows = result["models"]
+    for r in rows:
+        cells = [str(r["model"])]
+        for region in REGIONS:
+            column = [(x.get("regions") or {}).get(region) for x in rows]
+            value = (r.get("regions") or {}).get(region)
+            cells.append(_cell(value, column, lambda v: f"{100 * v:.2f}", True))
+        table.add_row(*cells)
+    return table
+
+
+def result_notes(result: dict[str, Any]) -> list[str]:
+    """The lines under the tables: how the val split was made, misses, report files."""
+    notes = []
+    rows = result["models"]
+    shared = len({json.dumps(r.get("val_split"), sort_keys=True) for r in rows}) == 1
+    for r in rows[:1] if shared else rows:
+        val = r.get("val_split")
+        if val:
+            notes.append(
+                ("" if shared else f"{r['model']}: ")
+                + f"val split: {100 * val['val_fraction']:g}% of the training "
+                + ("frames" if val["val_by"] == "frame" else "persons")
+                + f", seed {val['seed']} ({r['images']} frames)"
+            )
+    for r in rows:
+        if r.get("missed"):
+            notes.append(
+                f"{r['model']}: no matching detection on {r['missed']} of {r['images']} frames "
+                "(counted as failures; NME_io is over the found faces)"
+            )
+    if result.get("warning"):
+        notes.append(f"[yellow]warning:[/] {result['warning']}")
+    for path in (result.get("report") or {}).values():
+        notes.append(f"wrote {path}")
+    return notes
+
+
+def _cell(value: Any, column: list[Any], fmt: Callable[[float], str], lower: bool) -> str:
+    if value is None:
+        return "-"
+    text = fmt(value)
+    known = [v for v in column if v is not None]
+    best = min(known) if lower else max(known)
+    return f"[bold]{text}[/]" if len(known) > 1 and fmt(best) == text else text
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _json_safe(obj: Any) -> Any:
+    """Floats that JSON can hold: NaN and infinities become None."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return _finite(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _unique(name: str, taken: dict[str, Any]) -> str:
+    """A legend label not used yet (the same model may be listed twice)."""
+    label, k = name, 2
+    while label in taken:
+        label, k = f"{name} ({k})", k + 1
+    return label
+
+
+class _Progress:
+    """A rich progress display on stderr (stdout stays clean for ``--json``), or nothing."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._progress = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        """A bar for one phase; yields ``advance(n)``.  The bar goes when the phase ends."""
+        if self._progress is None:
+            yield lambda n=1: None
+            return
+        task_id = self._progress.add_task(description, total=total)
+        try:
+            yield lambda n=1: self._progress.advance(task_id, n)
+        finally:
+            self._progress.remove_task(task_id)

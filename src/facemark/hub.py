@@ -1,0 +1,416 @@
+"""Turning a model spec (a name, a run, a file or a URL) into a checkpoint on disk.
+
+Every command that takes ``--model`` or ``--detector`` accepts the same four kinds of spec, so
+users learn one rule:
+
+* ``default`` (or another bundled name): a checkpoint shipped inside the package;
+* a training run's name: ``<runs dir>/<name>/best.pt``;
+* a path to a checkpoint file (or to a run folder holding ``best.pt``);
+* an ``https://`` URL, optionally pinned with ``#sha256=<hex>``: downloaded once into the
+  user cache and verified on every use.
+
+Downloads go to a temporary name and are renamed into the cache only after the file's hash
+(when pinned) and its checkpoint header check out, so a failed, partial or wrong download
+never poisons the cache; a cached file whose hash no longer matches is fetched again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from facemark import paths
+from facemark.errors import CheckpointError, DataError, UsageError
+from facemark.files import sha256_file, write_json
+
+if TYPE_CHECKING:
+    from facemark.detection import FaceDetector
+    from facemark.landmarker import Landmarker
+
+TASKS = ("landmarks", "detector")
+
+#: The bundled checkpoint each task uses for the spec ``default``.
+DEFAULT_FILES = {"landmarks": "landmarks.pt", "detector": "detector.pt"}
+
+#: Metrics shown by ``facemark models``, most preferred first (lower is better for all).
+_METRIC_PREFERENCE = ("nme_io", "val_nme_io", "miss_rate", "val_loss", "loss")
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def resolve_model(spec: str | os.PathLike, task: str = "landmarks") -> Path:
+    """The checkpoint file that ``spec`` names, downloading it first when it is a URL.
+
+    Raises a one-line :class:`UsageError` for a spec that names nothing, listing what exists.
+    The checkpoint's task is checked when it is loaded, not here.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if isinstance(spec, os.PathLike):
+        return _existing_checkpoint(Path(spec), str(spec))
+    spec = str(spec).strip()
+    if not spec:
+        raise UsageError(f"empty {task} model spec; {_available_hint(task)}")
+    if spec.lower().startswith("file://"):
+        from facemark.download import file_url_path
+
+        return _existing_checkpoint(file_url_path(spec), spec)
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec):
+        return fetch_url(spec)
+    if spec == "default":
+        return _bundled(DEFAULT_FILES[task], task)
+    path = Path(spec).expanduser()
+    if path.is_file() or (path.is_dir() and (path / "best.pt").exists()):
+        return _existing_checkpoint(path, spec)
+    bundled = paths.bundled_weights_dir() / f"{spec}.pt"
+    if _is_plain_name(spec) and bundled.is_file():
+        return bundled
+    run = paths.runs_dir() / spec
+    if _is_plain_name(spec) and run.is_dir():
+        best = run / "best.pt"
+        if not best.is_file():
+            raise UsageError(
+                f"run '{spec}' has no best.pt yet (it saves one after its first validation); "
+                f"pass a checkpoint file from {run} instead"
+            )
+        return best
+    if not _is_plain_name(spec) or spec.endswith(".pt"):
+        raise UsageError(f"checkpoint not found: {spec}")
+    raise UsageError(f"unknown {task} model '{spec}'; {_available_hint(task)}")
+
+
+def _is_plain_name(spec: str) -> bool:
+    """A bundled or run name: no folder separators, nothing a path could mean instead."""
+    return bool(spec) and "/" not in spec and "\\" not in spec and spec not in (".", "..")
+
+
+def _existing_checkpoint(path: Path, spec: str) -> Path:
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise UsageError(f"checkpoint not found: {spec}")
+    return path
+
+
+def _bundled(filename: str, task: str) -> Path:
+    path = paths.bundled_weights_dir() / filename
+    if not path.is_file():
+        raise UsageError(
+            f"the bundled {task} model is not installed ({path} is missing); pass a run name, "
+            f"a checkpoint file or an https URL instead ({_available_hint(task, bundled=False)})"
+        )
+    return path
+
+
+def _available_hint(task: str, bundled: bool = True) -> str:
+    names = [
+        m["name"]
+        for m in list_models()
+        if m["task"] == task and (bundled or m["source"] != "bundled")
+    ]
+    if names:
+        return f"available {task} models: {', '.join(names)}"
+    return f"no {task} models found (train one with `facemark train`); `facemark models` lists them"
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def parse_url_spec(spec: str) -> tuple[str, str | None]:
+    """Split ``https://host/file.pt#sha256=<hex>`` into the URL and the expected hash."""
+    url, _, fragment = spec.partition("#")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise UsageError(f"model URLs must start with https:// (got {spec})")
+    expected = None
+    if fragment:
+        key, _, value = fragment.partition("=")
+        value = value.strip().lower()
+        if key.strip().lower() != "sha256" or not _SHA256.fullmatch(value):
+            raise UsageError(f"URL fragment must be #sha256=<64 hex digits> (got #{fragment})")
+        expected = value
+    if parts.scheme == "http" and expected is None and not _is_loopback(parts.hostname or ""):
+        raise UsageError(
+            f"refusing plain http without a pinned hash: use https, or append "
+            f"#sha256=<hex> to {url}"
+        )
+    return url, expected
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cached_path(url: str) -> Path:
+    """Where ``url`` is cached: named by the URL's hash, readable by its file name."""
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip("._") or "model.pt"
+    return paths.models_cache_dir() / f"{digest}-{name[:80]}"
+
+
+def _record_path(cached: Path) -> Path:
+    return cached.with_name(cached.name + ".json")
+
+
+def _cache_hit(cached: Path, expected: str | None) -> bool:
+    """True when the cached file is complete and still has the hash it was stored with."""
+    record_path = _record_path(cached)
+    if not (cached.is_file() and record_path.is_file()):
+        return False
+    try:
+        recorded = json.loads(record_path.read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return False
+    if expected is not None and recorded != expected:
+        return False
+    return recorded is not None and sha256_file(cached) == recorded
+
+
+def fetch_url(spec: str) -> Path:
+    """The cached checkpoint for a URL spec, downloading (and verifying) it when needed."""
+    url, expected = parse_url_spec(spec)
+    cached = cached_path(url)
+    if _cache_hit(cached, expected):
+        return cached
+    from facemark import download  # the project's one downloader: retries, resume, progress
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_downloads(cached)
+    # A per-process temporary name: shards started together must not write the same file.
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.download")
+    try:
+        download.download_file(
+            url, tmp, expected_sha256=expected, description=f"Downloading {url.rsplit('/', 1)[-1]}"
+        )
+        actual = sha256_file(tmp)
+        if expected is not None and actual != expected:
+            raise DataError(f"{url} has sha256 {actual}, expected {expected}")
+        _check_header(tmp, url)
+        os.replace(tmp, cached)
+        write_json(
+            _record_path(cached),
+            {"url": url, "sha256": actual, "size": cached.stat().st_size, "downloaded": _now()},
+        )
+    finally:
+        for leftover in tmp.parent.glob(f"{tmp.name}*"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+    return cached
+
+
+def _remove_stale_downloads(cached: Path, max_age_s: float = 86400.0) -> None:
+    """Leftovers of downloads killed so hard their cleanup never ran (a day old or more)."""
+    now = time.time()
+    for leftover in cached.parent.glob(f".{cached.name}.*.download*"):
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > max_age_s:
+                leftover.unlink()
+
+
+def _check_header(path: Path, url: str) -> None:
+    """Refuse to cache a file that is not a facemark checkpoint (an HTML error page, say)."""
+    from facemark.checkpoint import load_checkpoint
+
+    try:
+        load_checkpoint(path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{url} did not deliver a facemark checkpoint") from exc
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def resolve_device(device: str | None = "cpu") -> str:
+    """A torch device string, checked, so a missing GPU is a clear error and not a traceback.
+
+    ``None`` or ``"auto"`` picks CUDA when available, else the CPU.
+    """
+    import torch
+
+    if device is None or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"unknown device '{device}' (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device '{device}' requested but no CUDA GPU is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"no GPU {dev.index}: this machine has {torch.cuda.device_count()}")
+    return str(dev)
+
+
+def load_model(spec: Any = "default", device: str | None = "cpu") -> Landmarker:
+    """A :class:`Landmarker` for ``spec``: a name, run, path, URL or checkpoint dict.
+
+    An already loaded Landmarker is returned as it is.
+    """
+    if hasattr(spec, "predict"):
+        return spec
+    from facemark.landmarker import Landmarker
+
+    source = spec if isinstance(spec, Mapping) else resolve_model(spec, "landmarks")
+    return Landmarker.from_checkpoint(source, device=resolve_device(device))
+
+
+def load_detector(spec: Any = "default", device: str | None = "cpu") -> FaceDetector:
+    """A :class:`FaceDetector` for ``spec``: a name, run, path, URL or checkpoint dict.
+
+    An already loaded FaceDetector is returned as it is.
+    """
+    if hasattr(spec, "detect"):
+        return spec
+    from facemark.detection import FaceDetector
+
+    source = spec if isinstance(spec, Mapping) else resolve_model(spec, "detector")
+    return FaceDetector.from_checkpoint(source, device=resolve_device(device))
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def list_models() -> list[dict[str, Any]]:
+    """The bundled models and the user's training runs, bundled first, then runs by date.
+
+    Each entry: ``name`` (what ``--model`` accepts), ``task``, ``source`` (bundled/run),
+    ``arch``, ``date`` (ISO), ``metric`` (name) and ``value`` (validation, lower is better,
+    or None), ``epoch`` and ``path``.  Unreadable checkpoints are skipped: a listing must not
+    fail because one run crashed mid-save.
+    """
+    entries: list[dict[str, Any]] = []
+    weights = paths.bundled_weights_dir()
+    defaults = {name: task for task, name in DEFAULT_FILES.items()}
+    for path in sorted(weights.glob("*.pt")) if weights.is_dir() else []:
+        info = _describe(path)
+        if info is None:
+            continue
+        default_task = defaults.get(path.name)
+        name = "default" if default_task == info["task"] else path.stem
+        entries.append({"name": name, "source": "bundled", **info})
+    runs = []
+    root = paths.runs_dir()
+    for run in sorted(root.iterdir()) if root.is_dir() else []:
+        best = run / "best.pt"
+        if run.is_dir() and _is_plain_name(run.name) and best.is_file():
+            info = _describe(best)
+            if info is not None:
+                runs.append({"name": run.name, "source": "run", **info})
+    runs.sort(key=lambda e: e["date"], reverse=True)
+    return entries + runs
+
+
+def models_table(entries: list[dict[str, Any]]) -> Any:
+    """The rich table ``facemark models`` prints."""
+    from rich.table import Table
+
+    table = Table(title="facemark models", title_justify="left")
+    for column in ("name", "task", "source", "arch", "date", "val metric", "path"):
+        table.add_column(
+            column, overflow="fold", justify="right" if column == "val metric" else "left"
+        )
+    for e in entries:
+        metric = f"{e['metric']} {e['value']:.4f}" if e["value"] is not None else "-"
+        table.add_row(
+            e["name"],
+            e["task"],
+            e["source"],
+            e["arch"] or "-",
+            e["date"][:16].replace("T", " "),
+            metric,
+            _tilde(e["path"]),
+        )
+    return table
+
+
+def _tilde(path: str) -> str:
+    home = str(Path.home())
+    return "~" + path[len(home) :] if path.startswith(home + os.sep) else path
+
+
+def no_models_message() -> str:
+    return (
+        f"no models yet: the bundled ones belong in {paths.bundled_weights_dir()}, and "
+        f"`facemark train` saves runs in {paths.runs_dir()}"
+    )
+
+
+def _describe(path: Path) -> dict[str, Any] | None:
+    payload = _read_payload(path)
+    if payload is None or payload.get("task") not in TASKS:
+        return None
+    metric, value = _val_metric(payload)
+    mtime = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc)
+    date = payload.get("created") or (payload.get("config") or {}).get("created")
+    return {
+        "task": payload["task"],
+        "arch": payload.get("arch"),
+        "date": str(date) if date else mtime.isoformat(timespec="seconds"),
+        "metric": metric,
+        "value": value,
+        "epoch": payload.get("epoch"),
+        "path": str(path),
+    }
+
+
+def _read_payload(path: Path) -> dict[str, Any] | None:
+    """The checkpoint's metadata; memory-mapped so listing many runs stays quick."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # any unreadable file is simply not listed
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _val_metric(payload: dict[str, Any]) -> tuple[str | None, float | None]:
+    metrics = payload.get("metrics") or {}
+    if not isinstance(metrics, dict):
+        return None, None
+    named = payload.get("metric_name") or (payload.get("config") or {}).get("metric_name")
+    for key in ([named] if named else []) + list(_METRIC_PREFERENCE):
+        for candidate in (key, f"val_{key}", f"val/{key}"):
+            value = metrics.get(candidate)
+            if isinstance(value, (int, float)):
+                return key, float(value)
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(key), float(value)
+    return None, None
+
+
+__all__ = [
+    "DEFAULT_FILES",
+    "cached_path",
+    "fetch_url",
+    "list_models",
+    "load_detector",
+    "load_model",
+    "parse_url_spec",
+    "resolve_device",
+    "resolve_model",
+]

@@ -1,0 +1,512 @@
+"""annotate: inputs, JSONL/CSV/PTS outputs, resuming, sharding, safety, the Python API.
+
+Most tests inject stub models through the library API (a "face" is a pure red square, found
+by colour; its keypoints are a fixed pattern inside the box), so the geometry is known
+exactly and the tests stay fast.  One end-to-end test runs the CLI with tiny real checkpoints.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import facemark
+from facemark import annotate as an
+from facemark.cli import app
+from facemark.errors import DataError, UsageError
+from facemark.shape import MEAN_SHAPE
+
+RED = (255, 0, 0)
+BLUE = (0, 0, 255)
+
+
+# --------------------------------------------------------------------------- stubs
+
+
+def _colour_box(image: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray | None:
+    mask = np.all(np.abs(image.astype(int) - colour) < 40, axis=2)
+    if not mask.any():
+        return None
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float64)
+
+
+class StubDetector:
+    """Finds a red square (face 0) and a blue square (face 1); counts the images it sees."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.batches: list[int] = []
+
+    def detect_batch(self, images, threshold=0.5, min_face=24, max_faces=None):
+        self.seen += len(images)
+        self.batches.append(len(images))
+        out = []
+        for image in images:
+            boxes = [
+                b for b in (_colour_box(image, RED), _colour_box(image, BLUE)) if b is not None
+            ]
+            boxes = [b for b in boxes if b[2] - b[0] >= min_face][:max_faces]
+            arr = np.array(boxes, dtype=np.float64).reshape(-1, 4)
+            out.append((arr, np.linspace(0.9, 0.8, len(arr))))
+        return out
+
+
+class StubLandmarker:
+    """The mean shape fitted into each box: deterministic, known from the box alone."""
+
+    def predict(self, image, boxes, flip=False):
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        return stub_keypoints(boxes), np.full((len(boxes), 68), 0.75)
+
+
+def stub_keypoints(boxes: np.ndarray) -> np.ndarray:
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    side = (boxes[:, 2] - boxes[:, 0])[:, None, None]
+    return centre[:, None, :] + MEAN_SHAPE[None] * side * 0.5
+
+
+def square_image(
+    path: Path, size=(80, 60), box=(10, 20, 39, 49), colour=RED, bg=(90, 120, 90), **save
+) -> Path:
+    img = Image.new("RGB", size, bg)
+    if box is not None:
+        img.paste(colour, (box[0], box[1], box[2] + 1, box[3] + 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, **save)
+    return path
+
+
+def run_stub(inputs, out=None, **kwargs):
+    kwargs.setdefault("model", StubLandmarker())
+    kwargs.setdefault("detector", StubDetector())
+    return facemark.annotate(inputs, out, **kwargs)
+
+
+def tree_hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """Two face images (one with two faces), one without a face, one corrupt file."""
+    folder = tmp_path / "photos"
+    square_image(folder / "one.jpg", quality=100, subsampling=0)
+    img = Image.new("RGB", (120, 90), (200, 200, 200))
+    img.paste(RED, (5, 5, 35, 35))
+    img.paste(BLUE, (60, 40, 100, 80))
+    img.save(folder / "two.png")
+    square_image(folder / "empty.png", box=None)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    return folder
+
+
+# --------------------------------------------------------------------------- records
+
+
+def test_records_schema_coordinates_and_no_face(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.warns(an.AnnotateWarning, match="broken.jpg"):
+        records = run_stub([photos], out)
+    by_name = {Path(r["image"]).name: r for r in records}
+    assert set(by_name) == {"one.jpg", "two.png", "empty.png"}
+    assert jsonl(out / "annotations.jsonl") == records  # what is returned is what is written
+    one = by_name["one.jpg"]
+    assert list(one) == ["image", "width", "height", "faces"]
+    assert one["image"] == os.path.join(str(photos), "one.jpg")  # the folder as given + name
+    assert (one["width"], one["height"]) == (80, 60)
+    (face,) = one["faces"]
+    assert list(face) == ["box", "score", "keypoints", "confidence"]
+    assert face["box"] == [10, 20, 39, 49]
+    assert len(face["keypoints"]) == 68 and len(face["confidence"]) == 68
+    expected = np.round(stub_keypoints(np.array([[10.0, 20, 39, 49]]))[0], 2)
+    assert face["keypoints"] == expected.tolist()
+    assert all(round(v, 2) == v for point in face["keypoints"] for v in point)
+    assert [f["box"] for f in by_name["two.png"]["faces"]] == [[5, 5, 34, 34], [60, 40, 99, 79]]
+    assert by_name["empty.png"]["faces"] == []
+
+
+def test_exif_rotation_gives_displayed_pixels(tmp_path: Path) -> None:
+    # Stored 80x60 with the square at x 10..39, y 5..34; orientation 6 = shown rotated 90° CW.
+    stored = Image.new("RGB", (80, 60), (90, 120, 90))
+    stored.paste(RED, (10, 5, 40, 35))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, exif=exif, quality=100, subsampling=0)
+    (record,) = run_stub(path)
+    assert (record["width"], record["height"]) == (60, 80)
+    # 90° CW: stored (x, y) is displayed at (H - 1 - y, x)
+    assert record["faces"][0]["box"] == [60 - 1 - 34, 10, 60 - 1 - 5, 39]
+
+
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("gray.png", lambda img: img.convert("L")),
+        ("rgba.png", lambda img: img.convert("RGBA")),
+        ("palette.png", lambda img: img.convert("P")),
+        ("photo.bmp", lambda img: img),
+        ("photo.webp", lambda img: img),
+        ("photo.tiff", lambda img: img),
+    ],
+)
+def test_formats_and_modes(tmp_path: Path, name: str, make) -> None:
+    base = Image.new("RGB", (64, 64), (0, 0, 0))
+    base.paste((255, 255, 255), (8, 8, 40, 40))
+    make(base).save(tmp_path / name, **({"lossless": True} if name.endswith("webp") else {}))
+    image = an.load_image(tmp_path / name)
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    assert image[20, 20].min() > 200 and image[50, 50].max() < 50
+
+
+def test_sixteen_bit_is_scaled_not_clipped_and_alpha_goes_on_white(tmp_path: Path) -> None:
+    ramp = np.tile(np.linspace(0, 65535, 256), (4, 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    image = an.load_image(tmp_path / "deep.png")
+    assert image[0, 0, 0] == 0 and image[0, -1, 0] == 255
+    assert 120 < image[0, 128, 0] < 136  # mid-grey stays mid-grey (Pillow alone clips to 255)
+    clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    clear.save(tmp_path / "clear.png")
+    assert (an.load_image(tmp_path / "clear.png") == 255).all()
+
+
+def test_truncated_file_is_a_counted_failure(photos: Path, tmp_path: Path) -> None:
+    data = (photos / "one.jpg").read_bytes()
+    (photos / "cut.jpg").write_bytes(data[: len(data) // 2])
+    warnings_seen: list[str] = []
+    summary = an.run(
+        [photos],
+        tmp_path / "out",
+        model=StubLandmarker(),
+        detector=StubDetector(),
+        on_warning=warnings_seen.append,
+    )
+    assert summary.images == 3 and summary.faces == 3
+    assert sorted(Path(p).name for p, _ in summary.failures) == ["broken.jpg", "cut.jpg"]
+    assert any("cut.jpg" in w for w in warnings_seen)
+    assert len(jsonl(tmp_path / "out" / "annotations.jsonl")) == 3
+
+
+def test_nothing_readable_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    with pytest.warns(an.AnnotateWarning), pytest.raises(DataError, match="no image could be read"):
+        run_stub(tmp_path / "bad.png")
+    with pytest.raises(UsageError, match="no images to annotate .*no such file or folder"):
+        run_stub(tmp_path / "does-not-exist")
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def test_overlays_csv_and_pts(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.warns(an.AnnotateWarning):
+        run_stub([photos], out, csv=True, pts=True, boxes=True)
+    overlay = Image.open(out / "one.jpg")
+    assert overlay.size == (80, 60) and overlay.format == "JPEG"
+    assert Image.open(out / "two.png").format == "PNG" and (out / "empty.png").is_file()
+    original = np.asarray(Image.open(photos / "two.png").convert("RGB"))
+    assert (np.asarray(Image.open(out / "two.png").convert("RGB")) != original).any()
+
+    with open(out / "annotations.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == [""] + [str(i) for i in range(136)]
+    names = [r[0] for r in rows[1:]]
+    one, two = os.path.join(str(photos), "one.jpg"), os.path.join(str(photos), "two.png")
+    assert names == [one, f"{two}#0", f"{two}#1"]  # one row per face; suffix only if several
+    from facemark.dataset import read_keypoints_csv
+
+    csv_names, kps, skipped = read_keypoints_csv(out / "annotations.csv")
+    assert csv_names == names and kps.shape == (3, 68, 2) and not skipped
+
+    pts_files = sorted(p.name for p in out.glob("*.pts"))
+    assert pts_files == ["one.pts", "two_0.pts", "two_1.pts"]
+    lines = (out / "one.pts").read_text().splitlines()
+    assert lines[:3] == ["version: 1", "n_points: 68", "{"] and lines[-1] == "}"
+    pts = np.array([[float(v) for v in line.split()] for line in lines[3:-1]])
+    np.testing.assert_allclose(pts, kps[0], atol=0.006)
+
+
+def test_no_draw_writes_only_jsonl(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.warns(an.AnnotateWarning):
+        run_stub([photos], out, draw=False)
+    assert sorted(p.name for p in out.iterdir()) == ["annotations.jsonl"]
+
+
+def test_out_none_writes_nothing_and_module_stays_callable(
+    photos: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = tree_hashes(tmp_path)
+    import facemark.annotate  # binds the submodule to the name: it must stay callable
+
+    with pytest.warns(an.AnnotateWarning):
+        records = facemark.annotate(str(photos), model=StubLandmarker(), detector=StubDetector())
+    assert isinstance(records, list) and len(records) == 3
+    assert tree_hashes(tmp_path) == before
+    single = an.annotate_image(
+        np.asarray(Image.open(photos / "one.jpg")), model=StubLandmarker(), detector=StubDetector()
+    )
+    assert single["image"] is None and single["faces"][0]["box"] == [10, 20, 39, 49]
+
+
+def test_inputs_are_never_modified_and_out_cannot_be_an_input_folder(
+    photos: Path, tmp_path: Path
+) -> None:
+    before = tree_hashes(photos)
+    with pytest.raises(UsageError, match="input"):
+        run_stub([photos], photos)
+    with pytest.raises(UsageError, match="input"):
+        run_stub([photos / "one.jpg"], photos, draw=False)
+    # an output folder inside the input folder is fine, and a second run does not re-annotate it
+    with pytest.warns(an.AnnotateWarning):
+        first = run_stub([photos], photos / "marked", recursive=True)
+        second = run_stub([photos], photos / "marked", recursive=True)
+    assert len(first) == len(second) == 3
+    after = tree_hashes(photos)
+    assert {k: v for k, v in after.items() if not k.startswith("marked")} == before
+    # a recursive glob skips the output folder too
+    with pytest.warns(an.AnnotateWarning):
+        third = run_stub([str(photos / "**" / "*.*")], photos / "marked")
+    assert len(third) == 3
+    # ... but a subfolder of the user's own photos is an input folder, not an output folder
+    square_image(photos / "2020" / "one.jpg", box=(1, 1, 30, 30))
+    with pytest.raises(UsageError, match="input"):
+        run_stub([photos], photos / "2020", recursive=True)
+
+
+def test_same_file_names_in_different_folders_do_not_collide(tmp_path: Path) -> None:
+    square_image(tmp_path / "a" / "x.jpg", box=(0, 0, 29, 29))
+    square_image(tmp_path / "b" / "x.jpg", box=(40, 10, 69, 39))
+    square_image(tmp_path / "b" / "x.png", box=(5, 5, 34, 34))
+    out = tmp_path / "out"
+    run_stub([tmp_path / "a", tmp_path / "b"], out, pts=True)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == [
+        "a/x.jpg",
+        "a/x.pts",
+        "annotations.jsonl",
+        "b/x.jpg",
+        "b/x.jpg.pts",
+        "b/x.png",
+        "b/x.png.pts",
+    ]
+    assert "40.00 " not in (out / "a" / "x.pts").read_text()
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def test_globs_recursion_hidden_files_and_duplicates(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ["p/a.jpg", "p/b.PNG", "p/sub/c.webp", "p/.hidden.jpg", "p/.git/d.jpg"]:
+        square_image(tmp_path / name)
+    (tmp_path / "p" / "notes.txt").write_text("not an image")
+    items, problems = an.collect_inputs(["p"])
+    assert [i.image for i in items] == ["p/a.jpg", "p/b.PNG"] and not problems
+    items, _ = an.collect_inputs(["p/"], recursive=True)
+    assert [i.image for i in items] == ["p/a.jpg", "p/b.PNG", "p/sub/c.webp"]
+    items, _ = an.collect_inputs(["p/**/*.webp", "p/a.jpg", "./p/a.jpg", "missing.jpg"])
+    assert [i.image for i in items] == ["p/sub/c.webp", "p/a.jpg"]
+    items, problems = an.collect_inputs(["missing.jpg", "nothing*.jpg", "p/sub"])
+    assert [reason for _, reason in problems] == [
+        "no such file or folder",
+        "no file matches this pattern",
+    ] and len(items) == 1
+
+
+def test_shards_partition_the_inputs(tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    for i in range(12):
+        square_image(folder / f"img{i:02d}.png", box=(i, i, i + 29, i + 29))
+    out = tmp_path / "out"
+    seen: list[set[str]] = []
+    for k in (1, 2, 3):
+        records = run_stub([folder], out, shard=f"{k}/3", draw=False)
+        seen.append({r["image"] for r in records})
+        assert {r["image"] for r in jsonl(out / f"annotations.shard-{k}-of-3.jsonl")} == seen[-1]
+    assert set.union(*seen) == {os.path.join(str(folder), f"img{i:02d}.png") for i in range(12)}
+    assert sum(len(s) for s in seen) == 12  # disjoint
+    assert run_stub([folder], None, shard="2/3") == run_stub([folder], None, shard=(2, 3))
+    for bad in ("0/3", "4/3", "1/0", "a/b", "3"):
+        with pytest.raises(UsageError, match="shard"):
+            an.parse_shard(bad)
+
+
+def test_skip_existing_resumes_an_interrupted_run(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    for i in range(5):
+        square_image(folder / f"{i}.png", box=(i, 2, i + 29, 31))
+    out = tmp_path / "out"
+    run_stub([folder], out)
+    lines = (out / "annotations.jsonl").read_text().splitlines(keepends=True)
+    # as if killed while writing the fourth line: three complete lines and a partial one
+    (out / "annotations.jsonl").write_text("".join(lines[:3]) + lines[3][:40])
+    detector = StubDetector()
+    summary = an.run([folder], out, skip_existing=True, detector=detector, model=StubLandmarker())
+    assert (summary.skipped, summary.images, detector.seen) == (3, 2, 2)
+    records = jsonl(out / "annotations.jsonl")
+    assert sorted(r["image"] for r in records) == sorted(
+        json.loads(line)["image"] for line in lines
+    )
+    again = an.run([folder], out, skip_existing=True, detector=detector, model=StubLandmarker())
+    assert (again.skipped, again.images, detector.seen) == (5, 0, 2)
+
+
+def test_batches_span_images(tmp_path: Path) -> None:
+    for i in range(7):
+        square_image(tmp_path / "p" / f"{i}.png")
+    detector = StubDetector()
+    run_stub(tmp_path / "p", detector=detector, batch_size=3)
+    assert detector.batches == [3, 3, 1]
+
+
+def test_bad_options_are_usage_errors(photos: Path, tmp_path: Path) -> None:
+    for kwargs in ({"threshold": 1.5}, {"batch_size": 0}, {"max_faces": 0}, {"min_face": -1}):
+        with pytest.raises(UsageError):
+            run_stub([photos / "one.jpg"], tmp_path / "o", **kwargs)
+    with pytest.raises(UsageError, match="output folder"):
+        run_stub([photos / "one.jpg"], None, csv=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="is a file"):
+        run_stub([photos / "one.jpg"], tmp_path / "file")
+
+
+# --------------------------------------------------------------------------- package
+
+
+def test_import_facemark_does_not_import_torch() -> None:
+    code = (
+        "import sys, facemark; assert 'torch' not in sys.modules; "
+        "assert callable(facemark.annotate); assert 'torch' not in sys.modules; "
+        "print(sorted(facemark.__all__))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for name in ("annotate", "load_model", "load_detector", "Landmarker", "FaceDetector"):
+        assert name in result.stdout
+
+
+def test_cli_reports_unreadable_only_input(tmp_path: Path) -> None:
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    result = CliRunner().invoke(
+        app, ["annotate", str(tmp_path / "bad.jpg"), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code != 0
+    assert "no image could be read" in result.output and "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_cli_end_to_end_with_tiny_real_models(
+    tmp_path: Path, tiny_landmark_checkpoint: Path, tiny_detector_checkpoint: Path
+) -> None:
+    from synthetic import paint_face, random_keypoints
+
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        paint_face(random_keypoints(rng, 128), 128, rng).save(folder / f"face{i}.jpg")
+    square_image(folder / "plain.png", size=(100, 70), box=None)
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8 nope")
+    before = tree_hashes(folder)
+    out = tmp_path / "out"
+    args = [
+        "annotate",
+        str(folder),
+        "--out",
+        str(out),
+        "--model",
+        str(tiny_landmark_checkpoint),
+        "--detector",
+        str(tiny_detector_checkpoint),
+        "--threshold",
+        "0",
+        "--max-faces",
+        "2",
+        "--boxes",
+        "--csv",
+        "--pts",
+        "--batch-size",
+        "2",
+        "--det-size",
+        "96",
+    ]
+    runner = CliRunner()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "corrupt.jpg" in result.output and "failures" in result.output
+    records = jsonl(out / "annotations.jsonl")
+    assert [Path(r["image"]).name for r in records] == ["face0.jpg", "face1.jpg", "plain.png"]
+    for record in records:
+        assert len(record["faces"]) <= 2
+        for face in record["faces"]:
+            assert len(face["box"]) == 4 and 0.0 <= face["score"] <= 1.0
+            kps = np.array(face["keypoints"])
+            assert kps.shape == (68, 2) and np.isfinite(kps).all()
+            assert len(face["confidence"]) == 68
+    assert {p.name for p in out.iterdir()} >= {
+        "face0.jpg",
+        "face1.jpg",
+        "plain.png",
+        "annotations.csv",
+    }
+    assert tree_hashes(folder) == before
+
+    again = runner.invoke(app, [*args, "--skip-existing", "--json"])
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.output.strip().splitlines()[-1])
+    assert (summary["images"], summary["skipped"], summary["failures"]) == (0, 3, 1)
+
+
+def test_batched_landmarks_equal_per_image_predict(tiny_landmark_checkpoint: Path) -> None:
+    landmarker = facemark.load_model(tiny_landmark_checkpoint)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (90, 120, 3), dtype=np.uint8) for _ in range(3)]
+    boxes = [
+        np.array([[10.0, 5, 60, 70], [50, 20, 110, 85]]),
+        np.zeros((0, 4)),
+        np.array([[0.0, 0, 40, 40]]),
+    ]
+    batched = an._landmarks(images, boxes, landmarker, flip=True)
+    for image, b, (kps, conf) in zip(images, boxes, batched, strict=True):
+        if not len(b):
+            assert kps.shape == (0, 68, 2) and conf.shape == (0, 68)
+            continue
+        ref_kps, ref_conf = landmarker.predict(image, b, flip=True)
+        np.testing.assert_allclose(kps, ref_kps, atol=1e-3)
+        np.testing.assert_allclose(conf, ref_conf, atol=1e-5)
+
+
+def test_loaded_models_are_cached_until_the_file_changes(
+    tmp_path: Path, tiny_detector_checkpoint: Path
+) -> None:
+    import shutil
+
+    path = shutil.copy(tiny_detector_checkpoint, tmp_path / "det.pt")
+    first = an._load_cached(str(path), "cpu", "detector")
+    assert an._load_cached(path, "cpu", "detector") is first
+    os.utime(path, ns=(0, os.stat(path).st_mtime_ns + 10**9))  # e.g. a better best.pt saved
+    assert an._load_cached(str(path), "cpu", "detector") is not first

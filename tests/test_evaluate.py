@@ -1,0 +1,316 @@
+"""``facemark evaluate``: metric bookkeeping with stub models, reports, errors and a CLI run."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from facemark import evaluate, metrics, transforms
+from facemark.cli import app
+from facemark.dataset import FaceSet, load_labeled_folder
+from synthetic import make_dataset_tree
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPORT_FILES = {"ced.png", "per_image.csv", "worst.png", "summary.json"}
+
+
+class StubModel:
+    """Predicts the true points of the frame plus a fixed offset; optionally batched."""
+
+    def __init__(self, faces: FaceSet, offset=(0.0, 0.0), name: str = "stub") -> None:
+        self.faces, self.offset, self.name = faces, np.asarray(offset, dtype=np.float64), name
+        self.calls: list[int] = []
+
+    def _truth(self, image: np.ndarray) -> np.ndarray:
+        index = next(i for i, im in enumerate(self.faces.images) if im is image)
+        return self.faces.keypoints[index].astype(np.float64) + self.offset
+
+    def predict(self, image, boxes, flip=False):
+        boxes = np.asarray(boxes).reshape(-1, 4)
+        self.calls.append(len(boxes))
+        kps = np.repeat(self._truth(image)[None], len(boxes), axis=0)
+        return kps, np.ones(kps.shape[:2])
+
+
+class BatchedStub(StubModel):
+    def predict_batch(self, images, boxes, flip=False):
+        self.calls.append(len(images))
+        return [self.predict_one(im, b) for im, b in zip(images, boxes, strict=True)]
+
+    def predict_one(self, image, boxes):
+        kps = np.repeat(self._truth(image)[None], len(boxes), axis=0)
+        return kps, np.ones(kps.shape[:2])
+
+
+class StubDetector:
+    """Finds every face except the frames named in ``miss`` (it reports a box beside them)."""
+
+    def __init__(self, faces: FaceSet, miss: set[str]) -> None:
+        self.faces, self.miss = faces, miss
+
+    def detect(self, image, threshold=0.5, **kwargs):
+        i = next(k for k, im in enumerate(self.faces.images) if im is image)
+        box = transforms.face_box_from_keypoints(self.faces.keypoints[i])
+        if self.faces.names[i] in self.miss:
+            box = box + np.array([500, 500, 500, 500], dtype=np.float32)  # nowhere near the face
+        return box[None], np.array([0.9])
+
+
+@pytest.fixture(scope="module")
+def synth_tree(tmp_path_factory) -> Path:
+    """A tiny synthetic dataset in the archive layout (shared by the tests of this file)."""
+    return make_dataset_tree(tmp_path_factory.mktemp("synth"), n_train=12, n_test=6, size=96)
+
+
+@pytest.fixture(scope="module")
+def faces(synth_tree) -> FaceSet:
+    data = synth_tree / "data"
+    return load_labeled_folder(data / "test", data / "test_frames_keypoints.csv")
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def test_perfect_predictions_score_zero(faces) -> None:
+    out = evaluate.evaluate_model(StubModel(faces), faces=faces, timing=False)
+    assert out["images"] == len(faces) == 6 and out["missed"] == 0
+    assert out["nme_io"] == 0.0 and out["fr_08"] == 0.0 and out["fr_10"] == 0.0
+    assert out["auc_10"] == pytest.approx(1.0, abs=2e-3)
+    assert set(out["regions"]) == {"jaw", "brows", "nose", "eyes", "mouth"}
+    assert all(v == 0.0 for v in out["regions"].values())
+
+
+def test_known_offset_gives_known_nme(faces) -> None:
+    out = evaluate.evaluate_model(StubModel(faces, offset=(3.0, 4.0)), faces=faces, timing=False)
+    # every point is 5 px off; each frame's NME is 5 px over its outer-eye-corner distance
+    io = np.hypot(*(faces.keypoints[:, 36] - faces.keypoints[:, 45]).T.astype(np.float64))
+    assert out["nme_io"] == pytest.approx(np.mean(5.0 / io), rel=1e-6)
+    assert out["regions"]["mouth"] == pytest.approx(np.mean(5.0 / io), rel=1e-6)
+    assert out["fr_10"] == pytest.approx(np.mean(5.0 / io > 0.10))
+
+
+def test_batched_and_single_image_models_agree(faces) -> None:
+    single, batched = StubModel(faces, (1.0, -2.0)), BatchedStub(faces, (1.0, -2.0))
+    a = evaluate.evaluate_model(single, faces=faces, timing=False)
+    b = evaluate.evaluate_model(batched, faces=faces, timing=False, batch_size=4)
+    assert a["nme_io"] == pytest.approx(b["nme_io"])
+    assert single.calls == [1] * 6 and batched.calls == [4, 2]
+
+
+def test_unmatched_detection_counts_as_failure(faces) -> None:
+    missed = faces.names[2]
+    out = evaluate.evaluate_models(
+        [StubModel(faces)], faces=faces, boxes="detect", detector=StubDetector(faces, {missed}),
+        timing=False, per_image=True,
+    )["models"][0]
+    assert out["boxes"] == "detect" and out["missed"] == 1 and out["found"] == 5
+    assert out["nme_io"] == 0.0  # the mean is over the faces that were found
+    assert out["fr_10"] == pytest.approx(1 / 6) and out["fr_08"] == pytest.approx(1 / 6)
+    assert out["auc_10"] == pytest.approx(5 / 6, abs=2e-3)
+    rows = {r["image"]: r for r in out["per_image"]}
+    assert rows[missed] == {"image": missed, "nme_io": None, "missed": True}
+
+
+def test_match_detection_picks_best_box_around_the_centroid() -> None:
+    kps = np.zeros((68, 2)) + [50.0, 50.0]
+    boxes = np.array([[0, 0, 40, 40], [30, 30, 70, 70], [20, 20, 80, 80], [45, 45, 55, 55]], float)
+    scores = np.array([0.99, 0.6, 0.8, 0.7])
+    assert evaluate.match_detection(boxes, scores, kps) == 2
+    assert evaluate.match_detection(boxes[:1], scores[:1], kps) is None
+    assert evaluate.match_detection(np.zeros((0, 4)), np.zeros(0), kps) is None
+
+
+def test_timing_reports_both_batch_sizes(faces) -> None:
+    model = BatchedStub(faces)
+    ms = evaluate.time_inference(model, faces.images, faces.boxes(), min_seconds=0.0, min_repeats=2)
+    assert set(ms) == {1, 32} and all(v > 0 for v in ms.values())
+    assert 32 in model.calls  # a real batch of 32 crops went through
+
+
+# --------------------------------------------------------------------------- report and JSON
+
+
+def test_report_files_are_valid(faces, tmp_path) -> None:
+    report = tmp_path / "rep"
+    result = evaluate.evaluate_models(
+        [StubModel(faces, (2.0, 0.0), name="a"), StubModel(faces, (0.0, 6.0), name="b")],
+        faces=faces, timing=False, report=report, worst=4,
+    )
+    assert {p.name for p in report.iterdir()} == REPORT_FILES
+    for name in ("ced.png", "worst.png"):
+        assert (report / name).read_bytes()[:8] == PNG_MAGIC
+        with Image.open(report / name) as im:
+            im.verify()
+    with open(report / "per_image.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * len(faces) and set(rows[0]) == {"model", "image", "nme_io", "missed"}
+    a_rows = [r for r in rows if r["model"] == "a"]
+    expected = metrics.nme_io(faces.keypoints + [2.0, 0.0], faces.keypoints)
+    assert [float(r["nme_io"]) for r in a_rows] == pytest.approx(expected, abs=1e-6)
+    summary = json.loads((report / "summary.json").read_text())
+    assert [m["model"] for m in summary["models"]] == ["a", "b"]
+    assert summary["models"] == result["models"]
+
+
+def test_worst_gallery_ranks_by_error(faces) -> None:
+    nme = np.array([0.01, 0.2, np.inf, 0.05, 0.03, 0.0])
+    ev = evaluate.Evaluation({"model": "m"}, list(faces.names), np.zeros((6, 68, 2)), nme)
+    assert evaluate.worst_indices([ev], 3) == [2, 1, 3]
+
+
+# --------------------------------------------------------------------------- CLI errors
+
+
+def _run(args: list[str]):
+    return CliRunner().invoke(app, ["evaluate", *args])
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_csv_with_wrong_columns_is_one_line_error(synth_tree, tmp_path) -> None:
+    bad = tmp_path / "labels.csv"
+    src = (synth_tree / "data" / "test_frames_keypoints.csv").read_text().splitlines()
+    rows = [src[0]] + [",".join(line.split(",")[:-2]) for line in src[1:]]  # drop one point
+    bad.write_text("\n".join(rows) + "\n")
+    images = str(synth_tree / "data" / "test")
+    line = _one_line_error(_run(["--images", images, "--labels", str(bad)]))
+    assert "columns" in line and "134 values instead of 136" in line
+
+
+def test_missing_images_is_one_line_error(synth_tree, tmp_path) -> None:
+    images = tmp_path / "imgs"
+    images.mkdir()
+    names = sorted(p.name for p in (synth_tree / "data" / "test").iterdir())
+    for name in names[2:]:
+        (images / name).write_bytes((synth_tree / "data" / "test" / name).read_bytes())
+    labels = synth_tree / "data" / "test_frames_keypoints.csv"
+    line = _one_line_error(_run(["--images", str(images), "--labels", str(labels)]))
+    first_listed = next(r[0] for r in csv.reader(labels.open()) if r[0] in names[:2])
+    assert "2 of 6" in line and first_listed in line
+
+
+def test_dataset_not_installed_suggests_fetch_data() -> None:
+    line = _one_line_error(_run(["--split", "test"]))
+    assert "facemark fetch-data" in line
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--split", "train"], "--split"),
+        (["--boxes", "nope"], "--boxes"),
+        (["--images", "x"], "--labels"),
+        (["--split", "test", "--images", "x", "--labels", "y"], "not both"),
+    ],
+)
+def test_bad_options_are_one_line_errors(args, needle) -> None:
+    assert needle in _one_line_error(_run(args))
+
+
+# --------------------------------------------------------------------------- end to end
+
+REQUIRED_KEYS = {
+    "model", "images", "nme_io", "fr_10", "auc_10", "ms_per_face", "fr_08", "auc_08", "regions",
+    "ms_per_face_b32", "missed", "split", "boxes",
+}
+
+
+def test_cli_json_and_report_with_a_real_checkpoint(tiny_landmark_checkpoint, tmp_path) -> None:
+    """A trained run by name and its checkpoint by path: side by side, --json, --report.
+
+    With the run's own validation split and ground-truth boxes, evaluate must reproduce the
+    NME_io that training recorded for that checkpoint (same crops; NME is scale-free).
+    """
+    import shutil
+
+    import torch
+
+    from facemark import paths
+    from synthetic import install_synthetic_dataset
+
+    install_synthetic_dataset(n_train=24, n_test=6, size=96)  # the frames the run trained on
+    shutil.copytree(tiny_landmark_checkpoint.parent, paths.runs_dir() / "tiny")
+    report = tmp_path / "report"
+    args = ["--split", "val", "--json", "--report", str(report), "--worst", "3", "--threads", "1"]
+    result = _run(["tiny", str(tiny_landmark_checkpoint), *args, "--batch-size", "3"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # stdout holds exactly one JSON object
+    assert set(data) >= {"models"} and len(data["models"]) == 2
+    for row in data["models"]:
+        assert REQUIRED_KEYS <= set(row), REQUIRED_KEYS - set(row)
+        assert row["split"] == "val" and row["boxes"] == "gt" and row["missed"] == 0
+        assert row["images"] == 4 and row["ms_per_face"] > 0 and row["ms_per_face_b32"] > 0
+        assert row["val_split"] == {"val_fraction": 0.1, "seed": 0, "val_by": "identity"}
+    a, b = data["models"]
+    assert a["nme_io"] == pytest.approx(b["nme_io"])
+    recorded = torch.load(tiny_landmark_checkpoint, weights_only=True)["metrics"]["nme_io"]
+    assert a["nme_io"] == pytest.approx(recorded, rel=1e-4)
+    assert {p.name for p in report.iterdir()} == REPORT_FILES
+    assert json.loads((report / "summary.json").read_text())["models"] == data["models"]
+
+    quick = ["--no-timing", "--regions", "--limit", "3", "--threads", "1"]
+    table = _run(["tiny", "--split", "test", *quick])
+    assert table.exit_code == 0, table.output
+    assert "NME_io %" in table.stdout and "mouth" in table.stdout and "tiny" in table.stdout
+
+
+def test_cli_detect_mode_counts_frames_without_detection(tiny_landmark_checkpoint, tmp_path):
+    """A real (untrained) detector checkpoint that finds nothing: every frame is a failure."""
+    from facemark import checkpoint, detection
+    from synthetic import install_synthetic_dataset
+
+    install_synthetic_dataset(n_train=24, n_test=6, size=96)
+    det = checkpoint.save_checkpoint(tmp_path / "det.pt", {
+        "task": "detector", "arch": detection.DEFAULT_ARCH, "arch_kwargs": {}, "img_size": 96,
+        "state_dict": detection.build_detector().state_dict(),
+    })
+    args = ["--boxes", "detect", "--detector", str(det), "--det-threshold", "1.0", "--no-timing"]
+    result = _run([str(tiny_landmark_checkpoint), *args, "--json", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["models"][0]
+    assert row["boxes"] == "detect" and row["images"] == row["missed"] == 6 and row["found"] == 0
+    assert row["nme_io"] is None and row["fr_10"] == 1.0 and row["auc_10"] == 0.0
+
+
+class MeanShapeModel:
+    """Places the mean shape in the box; ``config`` is what a training run would record."""
+
+    def __init__(self, name: str, config: dict) -> None:
+        self.name, self.config = name, config
+
+    def predict(self, image, boxes, flip=False):
+        from facemark.shape import MEAN_SHAPE
+
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        scale = (boxes[:, 2] - boxes[:, 0]) / 1.8
+        kps = MEAN_SHAPE[None] * scale[:, None, None] + centre[:, None]
+        return kps, np.ones(kps.shape[:2])
+
+
+def test_val_split_follows_each_models_training_config(tmp_path) -> None:
+    from synthetic import install_synthetic_dataset
+
+    install_synthetic_dataset(n_train=24, n_test=6, size=96)
+    a = MeanShapeModel("a", {"val_fraction": 0.2, "seed": 0, "val_by": "identity"})
+    b = MeanShapeModel("b", {"val_fraction": 0.5, "seed": 3, "val_by": "frame"})
+    result = evaluate.evaluate_models([a, b], split="val", timing=False, report=tmp_path / "r")
+    ra, rb = result["models"]
+    assert ra["val_split"] == a.config and rb["val_split"] == b.config
+    assert ra["images"] == 4 and rb["images"] == 12  # 1 of 6 persons; 12 of 24 frames
+    assert "different frames" in result["warning"]
+    assert (tmp_path / "r" / "worst.png").is_file()
+    forced = evaluate.evaluate_models([a, b], split="val", timing=False, val_fraction=0.5)
+    assert [m["images"] for m in forced["models"]] == [12, 12]  # 3 of 6 persons; 12 frames

@@ -1,0 +1,310 @@
+"""The training loop: run records, exact resume, Ctrl-C, option errors, the CLI, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+from typer.testing import CliRunner
+
+from facemark import paths, train
+from facemark.checkpoint import load_checkpoint, save_checkpoint
+from facemark.cli import app
+from facemark.errors import CheckpointError, UsageError
+from facemark.landmarker import Landmarker
+from facemark.train import EpochSampler, TrainConfig, lr_factor, resolve_config
+from synthetic import install_synthetic_dataset
+
+QUIET = Console(quiet=True)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One tiny synthetic dataset for the module: 36 frames of 6 persons (1 held out)."""
+    return str(
+        install_synthetic_dataset(
+            tmp_path_factory.mktemp("ds") / "dataset", n_train=36, n_test=6, size=80
+        )
+    )
+
+
+def _cfg(data_root: str, **overrides) -> TrainConfig:
+    values = dict(
+        epochs=2,
+        batch_size=8,
+        img_size=64,
+        workers=0,
+        data_root=data_root,
+        name="run",
+        device="cpu",
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["state_dict"]
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_defaults_come_from_the_task_and_the_arch() -> None:
+    task = train.get_task("landmarks")
+    cfg = resolve_config(TrainConfig(), task)
+    assert (
+        cfg.arch == "heatmap" and cfg.img_size == 128 and cfg.epochs and cfg.lr and cfg.batch_size
+    )
+    udacity = resolve_config(TrainConfig(arch="udacity"), task)
+    assert udacity.img_size == 224
+    mine = resolve_config(TrainConfig(arch="udacity", img_size=96, epochs=3), task)
+    assert (mine.img_size, mine.epochs) == (96, 3)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"epochs": 0}, "--epochs"),
+        ({"lr": -1.0}, "--lr"),
+        ({"val_fraction": 1.0}, "--val-fraction"),
+        ({"max_minutes": 0.0}, "--max-minutes"),
+    ],
+)
+def test_bad_values_are_usage_errors(change: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        resolve_config(TrainConfig(**change), train.get_task("landmarks"))
+
+
+def test_unknown_task() -> None:
+    with pytest.raises(UsageError, match="unknown task"):
+        train.get_task("pose")
+
+
+def test_schedule_warms_up_then_decays() -> None:
+    assert lr_factor(0, 100, 10) == pytest.approx(0.01)
+    assert lr_factor(10, 100, 10) == pytest.approx(1.0)
+    values = [lr_factor(s, 100, 10) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    assert values[-1] == pytest.approx(train.FINAL_LR_FRACTION)
+
+
+def test_sampler_order_is_a_function_of_seed_and_epoch() -> None:
+    s = EpochSampler(50, batch_size=4, seed=3)
+    s.set_epoch(2)
+    full = list(s)
+    assert len(full) == 48 and len(set(full)) == 48  # only full batches
+    assert list(s) == full
+    s.set_epoch(3)
+    assert list(s) != full
+    s.set_epoch(2, skip_batches=5)
+    assert list(s) == full[20:] and len(s) == 28
+    ranks = [EpochSampler(50, 4, 3, rank=r, world_size=2) for r in (0, 1)]
+    for r in ranks:
+        r.set_epoch(2)
+    a, b = list(ranks[0]), list(ranks[1])
+    assert len(a) == len(b) == 24 and not set(a) & set(b)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def test_two_epochs_write_every_record(data_root: str) -> None:
+    result = train.train(_cfg(data_root), console=QUIET)
+    run = paths.runs_dir() / "run"
+    assert result.run_dir == run and result.epochs_run == 2 and not result.interrupted
+    for name in ("best.pt", "last.pt", "config.json", "metrics.jsonl", "curves.png", "env.json"):
+        assert (run / name).is_file(), name
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(r["train_loss"] > 0 and 0 < r["val_nme_io"] < 5 for r in rows)
+    config = json.loads((run / "config.json").read_text())
+    assert config["arch"] == "heatmap" and config["img_size"] == 64 and config["name"] == "run"
+    env = json.loads((run / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and len(env["dataset"]["fingerprint"]) == 64
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    best = load_checkpoint(run / "best.pt", task="landmarks")
+    assert best["img_size"] == 64 and "optimizer" not in best
+    assert best["metrics"]["nme_io"] == pytest.approx(result.best_metric)
+    last = load_checkpoint(run / "last.pt")
+    assert last["epoch"] == 2 and {"optimizer", "scheduler", "scaler", "rng"} <= last.keys()
+    lm = Landmarker.from_checkpoint(run / "best.pt")
+    assert lm.img_size == 64
+    # a second run with the same name is refused rather than overwritten
+    with pytest.raises(UsageError, match="already exists"):
+        train.train(_cfg(data_root), console=QUIET)
+
+
+def test_arch_variant_is_recorded_as_name_plus_arguments(data_root: str) -> None:
+    cfg = _cfg(data_root, arch="heatmap:stride=16,neck=64", epochs=1, name="variant")
+    result = train.train(cfg, console=QUIET)
+    best = load_checkpoint(result.best_checkpoint)
+    assert best["arch"] == "heatmap" and best["arch_kwargs"] == {
+        "img_size": 64,
+        "stride": 16,
+        "neck": 64,
+    }
+    assert Landmarker.from_checkpoint(best).model.grid == 4
+
+
+def test_resume_continues_exactly(data_root: str) -> None:
+    straight = train.train(_cfg(data_root, name="straight"), console=QUIET)
+    # stop after the first epoch (the time limit is already passed), then resume
+    first = train.train(_cfg(data_root, name="halves", max_minutes=1e-9), console=QUIET)
+    assert first.stopped_by_time and first.epochs_run == 1
+    assert load_checkpoint(first.last_checkpoint)["epoch"] == 1
+    resumed = train.train(TrainConfig(resume="halves", device="cpu", workers=0), console=QUIET)
+    assert resumed.run_dir == first.run_dir and resumed.epochs_run == 2
+    _assert_same_weights(straight.last_checkpoint, resumed.last_checkpoint)
+    lines = (resumed.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    with pytest.raises(UsageError, match="already finished"):
+        train.train(TrainConfig(resume="halves", device="cpu", workers=0), console=QUIET)
+
+
+def test_ctrl_c_saves_mid_epoch_and_resume_is_exact(
+    data_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    straight = train.train(_cfg(data_root, name="straight", epochs=1), console=QUIET)
+    calls = {"n": 0}
+    original = train.LandmarkTask.loss
+
+    def loss_with_ctrl_c(self, model, batch, device):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C mid-step
+        return original(self, model, batch, device)
+
+    monkeypatch.setattr(train.LandmarkTask, "loss", loss_with_ctrl_c)
+    stopped = train.train(_cfg(data_root, name="ctrlc", epochs=1), console=QUIET)
+    assert stopped.interrupted and stopped.epochs_run == 0
+    state = load_checkpoint(stopped.last_checkpoint)
+    assert (state["epoch"], state["step_in_epoch"]) == (0, 2)
+    assert not (stopped.run_dir / "best.pt").exists()
+    monkeypatch.setattr(train.LandmarkTask, "loss", original)
+    resumed = train.train(
+        TrainConfig(resume=str(stopped.last_checkpoint), workers=0), console=QUIET
+    )
+    assert resumed.epochs_run == 1 and not resumed.interrupted
+    _assert_same_weights(straight.last_checkpoint, resumed.last_checkpoint)
+
+
+def test_bad_resume_targets(data_root: str, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="not a facemark checkpoint"):
+        train.train(TrainConfig(resume=str(junk)), console=QUIET)
+    lean = save_checkpoint(
+        tmp_path / "best.pt",
+        {"task": "landmarks", "arch": "heatmap", "arch_kwargs": {}, "state_dict": {}},
+    )
+    with pytest.raises(CheckpointError, match="cannot be resumed"):
+        train.train(TrainConfig(resume=str(lean)), console=QUIET)
+    with pytest.raises(UsageError, match="no checkpoint"):
+        train.train(TrainConfig(resume=str(tmp_path / "missing")), console=QUIET)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, ["train", *args])
+
+
+def _one_line_error(result, code: int, text: str) -> None:
+    assert result.exit_code == code, result.output
+    out = result.output.strip()
+    assert out.startswith("error:") and text in out and "Traceback" not in out
+    assert len(out.splitlines()) == 1, out
+
+
+def test_cli_smoke(data_root: str) -> None:
+    result = _invoke(
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--img-size",
+        "64",
+        "--workers",
+        "0",
+        "--data",
+        data_root,
+        "--name",
+        "cli",
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.output
+    assert "training summary" in result.output and "val nme_io" in result.output
+    assert (paths.runs_dir() / "cli" / "best.pt").is_file()
+
+
+def test_cli_bad_options_fail_with_one_line(data_root: str) -> None:
+    _one_line_error(_invoke("--arch", "nope", "--data", data_root), 2, "unknown arch 'nope'")
+    _one_line_error(_invoke("--epochs", "0", "--data", data_root), 2, "--epochs")
+    _one_line_error(_invoke("--gpu", "--device", "cpu"), 2, "--gpu contradicts")
+    _one_line_error(_invoke("--img-size", "100", "--data", data_root), 2, "multiple of 32")
+    # nothing installed in this test's FACEMARK_HOME
+    _one_line_error(_invoke("--epochs", "1"), 1, "facemark fetch-data")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cli_gpu_without_cuda(data_root: str) -> None:
+    _one_line_error(_invoke("--gpu", "--data", data_root), 2, "no CUDA GPU is available")
+
+
+# --------------------------------------------------------------------------- DDP
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(data_root: str, tmp_path: Path) -> None:
+    """torchrun with 2 CPU processes (gloo): trains, and only rank 0 writes the run."""
+    env = {**os.environ, "FACEMARK_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "facemark",
+        "train",
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--img-size",
+        "64",
+        "--workers",
+        "0",
+        "--data",
+        data_root,
+        "--name",
+        "ddp",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = tmp_path / "home" / "data" / "runs" / "ddp"
+    assert sorted(p.name for p in (tmp_path / "home" / "data" / "runs").iterdir()) == ["ddp"]
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert json.loads((run / "env.json").read_text())["world_size"] == 2
+    assert proc.stdout.count("training summary") == 1  # rank 1 prints nothing
+    Landmarker.from_checkpoint(run / "best.pt")
