@@ -106,8 +106,12 @@ def test_batched_and_single_image_models_agree(faces) -> None:
 def test_unmatched_detection_counts_as_failure(faces) -> None:
     missed = faces.names[2]
     out = evaluate.evaluate_models(
-        [StubModel(faces)], faces=faces, boxes="detect", detector=StubDetector(faces, {missed}),
-        timing=False, per_image=True,
+        [StubModel(faces)],
+        faces=faces,
+        boxes="detect",
+        detector=StubDetector(faces, {missed}),
+        timing=False,
+        per_image=True,
     )["models"][0]
     assert out["boxes"] == "detect" and out["missed"] == 1 and out["found"] == 5
     assert out["nme_io"] == 0.0  # the mean is over the faces that were found
@@ -140,7 +144,10 @@ def test_report_files_are_valid(faces, tmp_path) -> None:
     report = tmp_path / "rep"
     result = evaluate.evaluate_models(
         [StubModel(faces, (2.0, 0.0), name="a"), StubModel(faces, (0.0, 6.0), name="b")],
-        faces=faces, timing=False, report=report, worst=4,
+        faces=faces,
+        timing=False,
+        report=report,
+        worst=4,
     )
     assert {p.name for p in report.iterdir()} == REPORT_FILES
     for name in ("ced.png", "worst.png"):
@@ -222,8 +229,19 @@ def test_bad_options_are_one_line_errors(args, needle) -> None:
 # --------------------------------------------------------------------------- end to end
 
 REQUIRED_KEYS = {
-    "model", "images", "nme_io", "fr_10", "auc_10", "ms_per_face", "fr_08", "auc_08", "regions",
-    "ms_per_face_b32", "missed", "split", "boxes",
+    "model",
+    "images",
+    "nme_io",
+    "fr_10",
+    "auc_10",
+    "ms_per_face",
+    "fr_08",
+    "auc_08",
+    "regions",
+    "ms_per_face_b32",
+    "missed",
+    "split",
+    "boxes",
 }
 
 
@@ -272,10 +290,16 @@ def test_cli_detect_mode_counts_frames_without_detection(tiny_landmark_checkpoin
     from synthetic import install_synthetic_dataset
 
     install_synthetic_dataset(n_train=24, n_test=6, size=96)
-    det = checkpoint.save_checkpoint(tmp_path / "det.pt", {
-        "task": "detector", "arch": detection.DEFAULT_ARCH, "arch_kwargs": {}, "img_size": 96,
-        "state_dict": detection.build_detector().state_dict(),
-    })
+    det = checkpoint.save_checkpoint(
+        tmp_path / "det.pt",
+        {
+            "task": "detector",
+            "arch": detection.DEFAULT_ARCH,
+            "arch_kwargs": {},
+            "img_size": 96,
+            "state_dict": detection.build_detector().state_dict(),
+        },
+    )
     args = ["--boxes", "detect", "--detector", str(det), "--det-threshold", "1.0", "--no-timing"]
     result = _run([str(tiny_landmark_checkpoint), *args, "--json", "--threads", "1"])
     assert result.exit_code == 0, result.output

@@ -68,9 +68,7 @@ class Detector(Protocol):
 # --------------------------------------------------------------------------- evaluation data
 
 
-def load_labeled(
-    images_dir: str | Path, labels_csv: str | Path, progress: bool = False
-) -> FaceSet:
+def load_labeled(images_dir: str | Path, labels_csv: str | Path, progress: bool = False) -> FaceSet:
     """A labelled folder for evaluation, strictly checked.
 
     Training may skip a bad row; an evaluation silently run on fewer images than the user gave
@@ -497,8 +495,16 @@ def evaluate_models(
                         )
                 crop_boxes = detected[id(frames)]
             ev = run_evaluation(
-                model, frames, name=label, boxes=crop_boxes, flip=flip, batch_size=batch_size,
-                timing=timing, device=device, split=split_name, progress=prog,
+                model,
+                frames,
+                name=label,
+                boxes=crop_boxes,
+                flip=flip,
+                batch_size=batch_size,
+                timing=timing,
+                device=device,
+                split=split_name,
+                progress=prog,
             )
             ev.summary.update(meta)
             if val_split:
@@ -556,9 +562,7 @@ class _FrameSource:
         return self._sets[key], self.split, settings
 
 
-def _load_model(
-    spec: Any, device: str
-) -> tuple[Predictor, str, dict[str, Any], dict[str, Any]]:
+def _load_model(spec: Any, device: str) -> tuple[Predictor, str, dict[str, Any], dict[str, Any]]:
     """(model, display name, training config, facts for the summary) for a spec or a model."""
     if hasattr(spec, "predict"):
         name = str(getattr(spec, "name", type(spec).__name__))
@@ -725,9 +729,12 @@ def results_table(result: dict[str, Any]):
 
     rows = result["models"]
     first = rows[0]
-    table = Table(title=f"evaluation: {first.get('split')} split, {first.get('boxes')} boxes"
-                  + (", flip" if first.get("flip") else "") + f", {first.get('device')}",
-                  title_justify="left")
+    table = Table(
+        title=f"evaluation: {first.get('split')} split, {first.get('boxes')} boxes"
+        + (", flip" if first.get("flip") else "")
+        + f", {first.get('device')}",
+        title_justify="left",
+    )
     table.add_column("model", overflow="fold")
     table.add_column("images", justify="right")
     show_missed = any(r.get("boxes") == "detect" for r in rows)
