@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from facemark.dataset import LABEL_ORIGIN
 from facemark.shape import MEAN_SHAPE
 
 ARCHIVE_TOP = "P1_Facial_Keypoints-master"
@@ -65,7 +66,8 @@ def _write_frames(
         for name in names:
             kps = random_keypoints(rng, size)
             paint_face(kps, size, rng).save(folder / name, quality=95)
-            writer.writerow([name] + [f"{v:.1f}" for v in kps.reshape(-1)])
+            # the CSV holds 1-based coordinates, like the real dataset
+            writer.writerow([name] + [f"{v + LABEL_ORIGIN:.1f}" for v in kps.reshape(-1)])
 
 
 def frame_names(n: int, offset: int = 0) -> list[str]:

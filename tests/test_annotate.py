@@ -243,7 +243,11 @@ def test_overlays_csv_and_pts(photos: Path, tmp_path: Path) -> None:
     lines = (out / "one.pts").read_text().splitlines()
     assert lines[:3] == ["version: 1", "n_points: 68", "{"] and lines[-1] == "}"
     pts = np.array([[float(v) for v in line.split()] for line in lines[3:-1]])
-    np.testing.assert_allclose(pts, kps[0], atol=0.006)
+    # files are in the dataset's 1-based convention; read back they match the JSONL (0-based)
+    np.testing.assert_allclose(pts - 1.0, kps[0], atol=0.006)
+    records = [json.loads(line) for line in (out / "annotations.jsonl").read_text().splitlines()]
+    (record,) = [r for r in records if r["image"] == one]
+    np.testing.assert_allclose(kps[0], record["faces"][0]["keypoints"], atol=0.006)
 
 
 def test_no_draw_writes_only_jsonl(photos: Path, tmp_path: Path) -> None:

@@ -38,11 +38,11 @@ def test_load_split_defaults_to_the_installed_dataset(ds_dir: Path) -> None:
     assert faces.keypoints.shape == (30, 68, 2) and faces.keypoints.dtype == np.float32
     img = faces.images[0]
     assert img.dtype == np.uint8 and img.shape == (96, 96, 3)
-    # labels are read as written (the synthetic CSV holds integers)
+    # labels are read as written, moved from the file's 1-based origin to 0-based pixels
     first = (ds_dir / dataset.TRAIN_CSV).read_text().splitlines()[1].split(",")
     assert faces.names[0] == first[0]
     np.testing.assert_array_equal(
-        faces.keypoints[0].reshape(-1), np.array(first[1:], dtype=np.float32)
+        faces.keypoints[0].reshape(-1), np.array(first[1:], dtype=np.float32) - 1.0
     )
 
 

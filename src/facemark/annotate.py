@@ -574,9 +574,11 @@ def check_output(
 
 
 def write_pts(path: Path, keypoints: np.ndarray) -> None:
-    """An iBUG ``.pts`` file (version 1, 68 points, ``x y`` per line, image pixels)."""
+    """An iBUG ``.pts`` file (version 1, 68 points, ``x y`` per line, 1-based image pixels)."""
+    from facemark.dataset import LABEL_ORIGIN
+
     lines = ["version: 1", f"n_points: {len(keypoints)}", "{"]
-    lines += [f"{x:.2f} {y:.2f}" for x, y in keypoints]
+    lines += [f"{x + LABEL_ORIGIN:.2f} {y + LABEL_ORIGIN:.2f}" for x, y in keypoints]
     lines.append("}")
     with atomic_write(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
@@ -609,8 +611,11 @@ def write_csv(jsonl: Path, csv_path: Path) -> int:
     """The dataset CSV (``name,x0,y0,...,x67,y67``, one row per face) from a JSONL file.
 
     Built from the JSONL rather than alongside it so it always agrees with it, also after a
-    resumed run.  Returns the number of rows.
+    resumed run.  Coordinates are written in the dataset's 1-based convention, so the file
+    reads back with :func:`facemark.dataset.read_keypoints_csv`.  Returns the number of rows.
     """
+    from facemark.dataset import LABEL_ORIGIN
+
     rows = 0
     with atomic_write(csv_path, "w") as fh:
         writer = csv.writer(fh, lineterminator="\n")
@@ -618,7 +623,7 @@ def write_csv(jsonl: Path, csv_path: Path) -> int:
         for record in read_jsonl(jsonl):
             faces = record.get("faces") or []
             for k, face in enumerate(faces):
-                coords = [f"{v:.2f}" for point in face["keypoints"] for v in point]
+                coords = [f"{v + LABEL_ORIGIN:.2f}" for point in face["keypoints"] for v in point]
                 writer.writerow([_csv_name(record["image"], k, len(faces))] + coords)
                 rows += 1
     return rows

@@ -108,10 +108,20 @@ def _dataset_root(root: str | Path | None) -> Path:
     return root
 
 
+#: Where the markup's coordinate origin lies, in our pixel-index convention (pixel ``i`` is
+#: centred on ``i``).  The Udacity CSVs, like the iBUG 300-W ``.pts`` files they come from, are
+#: 1-based: a model trained with mirror augmentation on the raw numbers learns a -1.2 px
+#: horizontal bias (measured on val), because mirroring about the wrong centre moves every
+#: flipped label 2 px.  Readers subtract this and writers add it back, so files stay in the
+#: dataset's convention while every array inside facemark is 0-based.
+LABEL_ORIGIN = 1.0
+
+
 def read_keypoints_csv(csv_path: str | Path) -> tuple[list[str], np.ndarray, list[SkippedRow]]:
     """Parse ``name,x0,y0,...,x67,y67`` rows (a header row is optional).
 
-    Returns the names, ``(N, 68, 2)`` float32 keypoints and the rows that were malformed or
+    Returns the names, ``(N, 68, 2)`` float32 keypoints (0-based, see :data:`LABEL_ORIGIN`)
+    and the rows that were malformed or
     had missing/NaN values.  Whether points lie inside their image is checked when the image
     is read.
     """
@@ -150,8 +160,8 @@ def read_keypoints_csv(csv_path: str | Path) -> tuple[list[str], np.ndarray, lis
                 rows.append(nums)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot parse {csv_path}: {exc}") from None
-    kps = np.asarray(rows, dtype=np.float32).reshape(-1, NUM_POINTS, 2)
-    return names, kps, skipped
+    kps = np.asarray(rows, dtype=np.float64).reshape(-1, NUM_POINTS, 2) - LABEL_ORIGIN
+    return names, kps.astype(np.float32), skipped
 
 
 def read_image(path: str | Path) -> np.ndarray:
