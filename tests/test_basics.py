@@ -45,3 +45,30 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path) -> None:
     assert target.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [target]
     assert len(sha256_file(target)) == 64
+
+
+def test_export_checkpoint_is_small_and_loads(tmp_path) -> None:
+    import torch
+
+    from facemark.checkpoint import export_checkpoint, load_checkpoint, save_checkpoint
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8))
+    src = save_checkpoint(
+        tmp_path / "full.pt",
+        {
+            "task": "landmarks",
+            "arch": "x",
+            "arch_kwargs": {},
+            "state_dict": net.state_dict(),
+            "optimizer": {"big": torch.zeros(1000)},
+            "metrics": {"nme_io": 0.05},
+        },
+    )
+    out = load_checkpoint(export_checkpoint(src, tmp_path / "small.pt"), task="landmarks")
+    assert "optimizer" not in out and out["metrics"] == {"nme_io": 0.05}
+    assert out["state_dict"]["0.weight"].dtype == torch.float16
+    assert out["state_dict"]["1.num_batches_tracked"].dtype == torch.int64
+    fresh = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8))
+    fresh.load_state_dict(out["state_dict"])
+    assert torch.allclose(fresh[0].weight, net[0].weight, atol=1e-3)
+    assert fresh[0].weight.dtype == torch.float32

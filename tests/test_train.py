@@ -308,3 +308,27 @@ def test_ddp_two_processes_on_cpu(data_root: str, tmp_path: Path) -> None:
     assert json.loads((run / "env.json").read_text())["world_size"] == 2
     assert proc.stdout.count("training summary") == 1  # rank 1 prints nothing
     Landmarker.from_checkpoint(run / "best.pt")
+
+
+def test_init_fine_tunes_from_a_run_and_checks_the_arch(data_root: str) -> None:
+    base = train.train(_cfg(data_root, name="base", epochs=1), console=QUIET)
+    tuned = train.train(
+        _cfg(data_root, name="tuned", epochs=1, init="base", hflip=0.0), console=QUIET
+    )
+    start = load_checkpoint(base.run_dir / "best.pt")["state_dict"]
+    cfg = json.loads((tuned.run_dir / "config.json").read_text())
+    assert cfg["init"] == "base" and cfg["hflip"] == 0.0
+    # a one-epoch fine-tune stays much closer to its start than a fresh network would be
+    fresh = train.train(_cfg(data_root, name="fresh", epochs=1, seed=5), console=QUIET)
+
+    def dist(run) -> float:
+        sd = load_checkpoint(run.run_dir / "last.pt")["state_dict"]
+        return sum(
+            float((sd[k].float() - start[k].float()).abs().sum())
+            for k in start
+            if start[k].is_floating_point()
+        )
+
+    assert dist(tuned) < dist(fresh)
+    with pytest.raises(UsageError, match="--init"):
+        train.train(_cfg(data_root, name="bad", epochs=1, init="nonexistent-run"), console=QUIET)

@@ -65,3 +65,33 @@ def load_checkpoint(
     if task is not None and data["task"] != task:
         raise CheckpointError(f"{path} holds a {data['task']} model, not a {task} model")
     return data
+
+
+#: What a shipped model keeps: enough to rebuild, describe and trace it, no training state.
+EXPORT_KEYS = (
+    "task",
+    "arch",
+    "arch_kwargs",
+    "img_size",
+    "state_dict",
+    "config",
+    "metrics",
+    "epoch",
+    "run_name",
+    "dataset_fingerprint",
+)
+
+
+def export_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> Path:
+    """Write a small inference-only copy of a checkpoint (how the bundled weights are made).
+
+    Optimizer, scheduler and RNG states are dropped and float tensors are stored as float16,
+    which halves the size; ``load_state_dict`` casts them back to the model's float32.
+    """
+    data = load_checkpoint(src)
+    payload = {k: data[k] for k in EXPORT_KEYS if k in data}
+    if half:
+        payload["state_dict"] = {
+            k: v.half() if torch.is_floating_point(v) else v for k, v in data["state_dict"].items()
+        }
+    return save_checkpoint(dst, payload)

@@ -68,7 +68,8 @@ def _cli_errors(fn: F) -> F:
         except Exception as exc:  # a bug: still one line, with a way to get the traceback
             if os.environ.get("FACEMARK_DEBUG"):
                 raise
-            _fail(f"internal error: {type(exc).__name__}: {exc} (set FACEMARK_DEBUG=1 for a traceback)", 70)
+            hint = "(set FACEMARK_DEBUG=1 for a traceback)"
+            _fail(f"internal error: {type(exc).__name__}: {exc} {hint}", 70)
 
     return wrapper  # type: ignore[return-value]
 
@@ -82,7 +83,12 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", "-V", callback=_version_callback, is_eager=True, help="Print the version and exit."
+        False,
+        "--version",
+        "-V",
+        callback=_version_callback,
+        is_eager=True,
+        help="Print the version and exit.",
     ),
 ) -> None:
     """Find faces in photos and place the 68 standard facial keypoints on each.
@@ -170,6 +176,7 @@ def _info_report() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
     }
 
+
 # --- fetch-data (issue 2) ---
 
 
@@ -231,6 +238,7 @@ def fetch_data(
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
 
+
 # --- preview (issue 3) ---
 
 
@@ -273,12 +281,21 @@ def preview_cmd(
     from facemark.preview import preview
 
     result = preview(
-        out, split=split, n=n, seed=seed, augment=augment, numbers=numbers, img_size=img_size,
-        root=data, val_fraction=val_fraction, val_by=val_by,
+        out,
+        split=split,
+        n=n,
+        seed=seed,
+        augment=augment,
+        numbers=numbers,
+        img_size=img_size,
+        root=data,
+        val_fraction=val_fraction,
+        val_by=val_by,
     )
     print_split_sizes(result.sizes)
     mode = "augmented" if augment else "not augmented"
     console.print(f"wrote {result.out} ({result.count} {split} samples, {img_size} px, {mode})")
+
 
 # --- train (issue 4) ---
 
@@ -299,11 +316,14 @@ def train_cmd(
         None, "--weight-decay", show_default="1e-4", help="AdamW weight decay."
     ),
     img_size: int | None = typer.Option(
-        None, "--img-size", show_default="the arch's: 128, udacity 224",
+        None,
+        "--img-size",
+        show_default="the arch's: 128, udacity 224",
         help="Face crop size in pixels.",
     ),
     arch: str | None = typer.Option(
-        None, "--arch",
+        None,
+        "--arch",
         show_default="heatmap",
         help="Network: heatmap, integral, regression or udacity; "
         "variants as name:key=value,... (see docs/model.md).",
@@ -342,8 +362,17 @@ def train_cmd(
     data: str | None = typer.Option(
         None, "--data", help="Dataset folder (default: the installed one)."
     ),
+    init: str | None = typer.Option(
+        None,
+        "--init",
+        metavar="RUN|PATH",
+        help="Fine-tune: start from this run's or checkpoint's weights (fresh optimizer).",
+    ),
     hflip: float | None = typer.Option(
-        None, "--hflip", min=0.0, max=1.0,
+        None,
+        "--hflip",
+        min=0.0,
+        max=1.0,
         help="Probability of a horizontal mirror in landmark augmentation (default: the task's).",
     ),
 ) -> None:
@@ -363,14 +392,30 @@ def train_cmd(
             raise UsageError(f"--gpu contradicts --device {device}")
         device = "cuda" if device == "auto" else device
     cfg = TrainConfig(
-        task=task, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, img_size=img_size, seed=seed, val_fraction=val_fraction,
-        val_by=val_by, device=device, workers=workers, amp=amp, resume=resume, name=name,
-        max_minutes=max_minutes, data_root=data, hflip=hflip,
+        task=task,
+        arch=arch,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        img_size=img_size,
+        seed=seed,
+        val_fraction=val_fraction,
+        val_by=val_by,
+        device=device,
+        workers=workers,
+        amp=amp,
+        resume=resume,
+        name=name,
+        max_minutes=max_minutes,
+        data_root=data,
+        hflip=hflip,
+        init=init,
     )
     result = train(cfg, console=console)
     if result.interrupted:
         raise typer.Exit(130)
+
 
 # --- evaluate (issue 5) ---
 
@@ -458,10 +503,26 @@ def evaluate_cmd(
     if gpu and not device.startswith("cuda"):
         device = "cuda"
     result = ev.evaluate_models(
-        models or ["default"], split=split or "test", images=images, labels=labels, root=data,
-        val_fraction=val_fraction, seed=seed, val_by=val_by, limit=limit, boxes=boxes,
-        detector=detector, threshold=threshold, flip=flip, device=device, batch_size=batch_size,
-        timing=timing, threads=threads, report=report, worst=worst, progress=True,
+        models or ["default"],
+        split=split or "test",
+        images=images,
+        labels=labels,
+        root=data,
+        val_fraction=val_fraction,
+        seed=seed,
+        val_by=val_by,
+        limit=limit,
+        boxes=boxes,
+        detector=detector,
+        threshold=threshold,
+        flip=flip,
+        device=device,
+        batch_size=batch_size,
+        timing=timing,
+        threads=threads,
+        report=report,
+        worst=worst,
+        progress=True,
     )
     if json_out:
         typer.echo(json.dumps(result))
@@ -639,7 +700,9 @@ def main() -> None:
         )
         code = exc.exit_code
     except _click_exceptions.ClickException as exc:
-        err_console.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True
+        )
         code = exc.exit_code
     except _click_exceptions.Abort:
         err_console.print("[bold red]error:[/] aborted", highlight=False)

@@ -87,6 +87,8 @@ class TrainConfig:
     data_root: str | None = None  #: dataset folder override (tests); None = paths.dataset_dir()
     #: probability of a horizontal mirror in landmark augmentation; None = the task default
     hflip: float | None = None
+    #: start from this checkpoint's weights (fine-tuning); optimizer and schedule start fresh
+    init: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -247,7 +249,11 @@ class LandmarkTask:
         val_faces = dataset.load_split("val", progress=True, **split)
         return (
             dataset.LandmarkDataset(
-                train_faces, cfg.img_size, augment=True, seed=cfg.seed, config=self.augment_config(cfg)
+                train_faces,
+                cfg.img_size,
+                augment=True,
+                seed=cfg.seed,
+                config=self.augment_config(cfg),
             ),
             dataset.LandmarkDataset(val_faces, cfg.img_size, augment=False, seed=cfg.seed),
         )
@@ -682,15 +688,15 @@ def _grad_scaler(enabled: bool) -> Any:
     return torch.cuda.amp.GradScaler(enabled=enabled)
 
 
-def _resolve_resume(spec: str) -> Path:
-    """``--resume`` takes a checkpoint, a run folder or a run name."""
+def _resolve_resume(spec: str, file: str = "last.pt", option: str = "--resume") -> Path:
+    """``--resume`` (and ``--init``) take a checkpoint, a run folder or a run name."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        path = path / "last.pt"
+        path = path / file
     elif not path.exists() and "/" not in spec and (paths.runs_dir() / spec).is_dir():
-        path = paths.runs_dir() / spec / "last.pt"
+        path = paths.runs_dir() / spec / file
     if not path.is_file():
-        raise UsageError(f"--resume: no checkpoint at {path}")
+        raise UsageError(f"{option}: no checkpoint at {path}")
     return path
 
 
@@ -749,6 +755,17 @@ class _Trainer:
             saved, **changes, name=saved.name if cfg.name is None else cfg.name
         )
 
+    def _load_init_weights(self, model: nn.Module, cfg: TrainConfig) -> None:
+        """``--init``: fine-tune from another run's weights (same task and architecture)."""
+        state = load_checkpoint(_resolve_resume(cfg.init, "best.pt", "--init"), task=self.task.name)
+        try:
+            model.load_state_dict(state["state_dict"])
+        except RuntimeError as exc:
+            raise UsageError(
+                f"--init: {cfg.init} holds arch {state['arch']!r} weights that do not fit "
+                f"--arch {cfg.arch!r} at --img-size {cfg.img_size}"
+            ) from exc
+
     def _setup(self) -> None:
         cfg, dist = self.cfg, self.dist
         self.device = resolve_train_device(cfg.device, dist)
@@ -763,7 +780,10 @@ class _Trainer:
         if dist.enabled and self.device.type == "cpu":  # processes share the cores
             torch.set_num_threads(max(1, torch.get_num_threads() // dist.world_size))
         seed_everything(cfg.seed)
-        model = self.task.build_model(cfg).to(self.device)
+        model = self.task.build_model(cfg)
+        if cfg.init:
+            self._load_init_weights(model, cfg)
+        model = model.to(self.device)
         if dist.rank:  # same initial weights everywhere, different dropout/noise streams
             torch.manual_seed(cfg.seed + 7919 * dist.rank)
         if self.device.type == "cuda":
