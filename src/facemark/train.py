@@ -212,7 +212,7 @@ class LandmarkTask:
         return {
             "arch": models.DEFAULT_ARCH,
             "img_size": 128,
-            "epochs": 100,
+            "epochs": 70,
             "batch_size": 32,
             "lr": 2e-3,
             "weight_decay": 1e-4,
