@@ -365,8 +365,9 @@ def train_cmd(
     init: str | None = typer.Option(
         None,
         "--init",
-        metavar="RUN|PATH",
-        help="Fine-tune: start from this run's or checkpoint's weights (fresh optimizer).",
+        metavar="MODEL",
+        help="Fine-tune: start from this model's weights (run, checkpoint, default or URL; "
+        "fresh optimizer).",
     ),
     hflip: float | None = typer.Option(
         None,

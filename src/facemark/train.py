@@ -688,15 +688,15 @@ def _grad_scaler(enabled: bool) -> Any:
     return torch.cuda.amp.GradScaler(enabled=enabled)
 
 
-def _resolve_resume(spec: str, file: str = "last.pt", option: str = "--resume") -> Path:
-    """``--resume`` (and ``--init``) take a checkpoint, a run folder or a run name."""
+def _resolve_resume(spec: str) -> Path:
+    """``--resume`` takes a checkpoint, a run folder or a run name."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        path = path / file
+        path = path / "last.pt"
     elif not path.exists() and "/" not in spec and (paths.runs_dir() / spec).is_dir():
-        path = paths.runs_dir() / spec / file
+        path = paths.runs_dir() / spec / "last.pt"
     if not path.is_file():
-        raise UsageError(f"{option}: no checkpoint at {path}")
+        raise UsageError(f"--resume: no checkpoint at {path}")
     return path
 
 
@@ -756,8 +756,18 @@ class _Trainer:
         )
 
     def _load_init_weights(self, model: nn.Module, cfg: TrainConfig) -> None:
-        """``--init``: fine-tune from another run's weights (same task and architecture)."""
-        state = load_checkpoint(_resolve_resume(cfg.init, "best.pt", "--init"), task=self.task.name)
+        """``--init``: fine-tune from another model's weights (same task and architecture).
+
+        Any model spec works (run name, checkpoint, ``default``, URL): :func:`hub.resolve_model`.
+        """
+        from facemark import hub
+
+        try:
+            state = load_checkpoint(
+                hub.resolve_model(cfg.init, self.task.name), task=self.task.name
+            )
+        except UsageError as exc:
+            raise UsageError(f"--init: {exc}") from None
         try:
             model.load_state_dict(state["state_dict"])
         except RuntimeError as exc:
