@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from facemark.dataset import LABEL_ORIGIN
-from facemark.shape import MEAN_SHAPE
+from facemark.shape import LABEL_ORIGIN, MEAN_SHAPE
 
 ARCHIVE_TOP = "P1_Facial_Keypoints-master"
 PERSONS = [

@@ -49,7 +49,7 @@ from PIL import Image, ImageOps
 
 from facemark.errors import DataError, UsageError
 from facemark.files import atomic_write
-from facemark.shape import NUM_POINTS
+from facemark.shape import LABEL_ORIGIN, NUM_POINTS
 
 #: What a folder scan picks up (case-insensitive).  Files named explicitly are tried whatever
 #: their suffix: Pillow recognises formats by content.
@@ -575,8 +575,6 @@ def check_output(
 
 def write_pts(path: Path, keypoints: np.ndarray) -> None:
     """An iBUG ``.pts`` file (version 1, 68 points, ``x y`` per line, 1-based image pixels)."""
-    from facemark.dataset import LABEL_ORIGIN
-
     lines = ["version: 1", f"n_points: {len(keypoints)}", "{"]
     lines += [f"{x + LABEL_ORIGIN:.2f} {y + LABEL_ORIGIN:.2f}" for x, y in keypoints]
     lines.append("}")
@@ -614,8 +612,6 @@ def write_csv(jsonl: Path, csv_path: Path) -> int:
     resumed run.  Coordinates are written in the dataset's 1-based convention, so the file
     reads back with :func:`facemark.dataset.read_keypoints_csv`.  Returns the number of rows.
     """
-    from facemark.dataset import LABEL_ORIGIN
-
     rows = 0
     with atomic_write(csv_path, "w") as fh:
         writer = csv.writer(fh, lineterminator="\n")

@@ -32,7 +32,7 @@ from PIL import Image, ImageOps
 from facemark import paths, transforms
 from facemark.errors import DataError, UsageError
 from facemark.files import atomic_write, write_json
-from facemark.shape import NUM_POINTS
+from facemark.shape import LABEL_ORIGIN, NUM_POINTS
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +108,13 @@ def _dataset_root(root: str | Path | None) -> Path:
     return root
 
 
-#: Where the markup's coordinate origin lies, in our pixel-index convention (pixel ``i`` is
-#: centred on ``i``).  The Udacity CSVs, like the iBUG 300-W ``.pts`` files they come from, are
-#: 1-based: a model trained with mirror augmentation on the raw numbers learns a -1.2 px
-#: horizontal bias (measured on val), because mirroring about the wrong centre moves every
-#: flipped label 2 px.  Readers subtract this and writers add it back, so files stay in the
-#: dataset's convention while every array inside facemark is 0-based.
-LABEL_ORIGIN = 1.0
-
-
 def read_keypoints_csv(csv_path: str | Path) -> tuple[list[str], np.ndarray, list[SkippedRow]]:
     """Parse ``name,x0,y0,...,x67,y67`` rows (a header row is optional).
 
-    Returns the names, ``(N, 68, 2)`` float32 keypoints (0-based, see :data:`LABEL_ORIGIN`)
-    and the rows that were malformed or
-    had missing/NaN values.  Whether points lie inside their image is checked when the image
-    is read.
+    Returns the names, ``(N, 68, 2)`` float32 keypoints (0-based: the file's
+    1-based numbers minus :data:`facemark.shape.LABEL_ORIGIN`) and the rows that were
+    malformed or had missing/NaN values.  Whether points lie inside their image is checked
+    when the image is read.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():

@@ -10,6 +10,14 @@ import numpy as np
 
 NUM_POINTS = 68
 
+#: Where the markup's coordinate origin lies, in our pixel-index convention (pixel ``i`` is
+#: centred on ``i``).  The Udacity CSVs, like the iBUG 300-W ``.pts`` files they come from, are
+#: 1-based: a model trained with mirror augmentation on the raw numbers learns a -1.2 px
+#: horizontal bias (measured on val), because mirroring about the wrong centre moves every
+#: flipped label 2 px.  Readers subtract this and writers add it back, so files stay in the
+#: dataset's convention while every array inside facemark is 0-based.
+LABEL_ORIGIN = 1.0
+
 #: Index ranges (start, stop) of each facial region.
 REGIONS: dict[str, tuple[int, int]] = {
     "jaw": (0, 17),
