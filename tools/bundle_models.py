@@ -12,37 +12,44 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from facemark import paths
 from facemark.checkpoint import export_checkpoint, load_checkpoint
 from facemark.files import sha256_file, write_json
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "facemark" / "weights"
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "src" / "facemark" / "weights"
+if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.training_time import read_records, summarize  # noqa: E402
+
+#: The validation metric each task's best.pt was chosen by (lower is better).
+METRIC = {"landmarks": "nme_io", "detector": "miss_rate"}
 
 
-def _minutes(epochs) -> float:
-    return sum(x["seconds"] + x.get("val_seconds", 0.0) for x in epochs) / 60
-
-
-def _run_minutes(run: str) -> float:
-    """All epochs of a run and, recursively, of the run it was initialised from."""
+def _total_seconds(run: str) -> float:
+    """All epochs of a run and, recursively, of the run it was initialised from (--init)."""
     run_dir = paths.runs_dir() / run
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
     parent = json.loads((run_dir / "config.json").read_text()).get("init")
-    return _minutes(lines) + (_run_minutes(parent) if parent else 0.0)
+    own = summarize(read_records(run_dir))["total_s"] or 0.0
+    return own + (_total_seconds(parent) if parent else 0.0)
 
 
 def bundle(task: str, run: str) -> dict:
     run_dir = paths.runs_dir() / run
-    src = run_dir / "best.pt"
-    dst = export_checkpoint(src, WEIGHTS / f"{task}.pt")
+    dst = export_checkpoint(run_dir / "best.pt", WEIGHTS / f"{task}.pt")
     data = load_checkpoint(dst, task=task)
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
-    best = next(x for x in lines if x["epoch"] == data["epoch"])
-    # a fine-tuned run (--init) also owes the time of the run it started from
+    records = read_records(run_dir)
+    # times are summed per epoch, so a run that was stopped and resumed counts only its work
+    summary = summarize(records, METRIC[task])
+    if summary.get("best_epoch") != data["epoch"]:
+        raise SystemExit(f"{run}: best.pt is epoch {data['epoch']}, records say {summary}")
+    best = next(r for r in records if r["epoch"] == data["epoch"])
     parent = (data.get("config") or {}).get("init")
-    parent_minutes = _run_minutes(parent) if parent else 0.0
+    parent_s = _total_seconds(parent) if parent else 0.0
     return {
         "file": dst.name,
         "bytes": dst.stat().st_size,
@@ -50,14 +57,11 @@ def bundle(task: str, run: str) -> dict:
         "run": run,
         "arch": data["arch"],
         "epoch": data["epoch"],
-        "epochs_run": lines[-1]["epoch"],
-        # summed per epoch, so a run that was stopped and resumed counts only its working time
-        "minutes_to_best": round(_minutes(x for x in lines if x["epoch"] <= data["epoch"]), 1),
-        "minutes_total": round(_minutes(lines), 1),
+        "epochs_run": records[-1]["epoch"],
+        "minutes_to_best": round(summary["time_to_best_s"] / 60, 1),
+        "minutes_total": round(summary["total_s"] / 60, 1),
         "init_from": parent,
-        "minutes_to_best_including_init": round(
-            parent_minutes + _minutes(x for x in lines if x["epoch"] <= data["epoch"]), 1
-        ),
+        "minutes_to_best_including_init": round((parent_s + summary["time_to_best_s"]) / 60, 1),
         "val": best["val"],
         "config": data.get("config"),
         "dataset_fingerprint": data.get("dataset_fingerprint"),
