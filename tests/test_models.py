@@ -261,5 +261,9 @@ def test_wrong_checkpoints_are_rejected(tmp_path) -> None:
     junk.write_bytes(np.random.default_rng(0).bytes(2000))
     with pytest.raises(CheckpointError, match="not a facemark checkpoint"):
         Landmarker.from_checkpoint(junk)
-    with pytest.raises(CheckpointError, match="detector model"):
+    # a loaded dict gets the same checks as a file (checkpoint.validate): the task ...
+    with pytest.raises(CheckpointError, match="detector model, not a landmarks model"):
+        Landmarker.from_checkpoint(torch.load(detector, weights_only=True))
+    # ... and the format: a bare dict that was never a facemark checkpoint is refused
+    with pytest.raises(CheckpointError, match="not a facemark checkpoint"):
         Landmarker.from_checkpoint({**_payload(model), "task": "detector"})

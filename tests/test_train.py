@@ -19,6 +19,8 @@ from facemark.checkpoint import load_checkpoint, save_checkpoint
 from facemark.cli import app
 from facemark.errors import CheckpointError, UsageError
 from facemark.landmarker import Landmarker
+from facemark.tasks import get_task
+from facemark.tasks.landmarks import LandmarkTask
 from facemark.train import EpochSampler, TrainConfig, lr_factor, resolve_config
 from synthetic import install_synthetic_dataset
 
@@ -64,7 +66,7 @@ def _assert_same_weights(a: Path, b: Path) -> None:
 
 
 def test_defaults_come_from_the_task_and_the_arch() -> None:
-    task = train.get_task("landmarks")
+    task = get_task("landmarks")
     cfg = resolve_config(TrainConfig(), task)
     assert (
         cfg.arch == "heatmap" and cfg.img_size == 128 and cfg.epochs and cfg.lr and cfg.batch_size
@@ -86,12 +88,12 @@ def test_defaults_come_from_the_task_and_the_arch() -> None:
 )
 def test_bad_values_are_usage_errors(change: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        resolve_config(TrainConfig(**change), train.get_task("landmarks"))
+        resolve_config(TrainConfig(**change), get_task("landmarks"))
 
 
 def test_unknown_task() -> None:
     with pytest.raises(UsageError, match="unknown task"):
-        train.get_task("pose")
+        get_task("pose")
 
 
 def test_schedule_warms_up_then_decays() -> None:
@@ -180,7 +182,7 @@ def test_ctrl_c_saves_mid_epoch_and_resume_is_exact(
 ) -> None:
     straight = train.train(_cfg(data_root, name="straight", epochs=1), console=QUIET)
     calls = {"n": 0}
-    original = train.LandmarkTask.loss
+    original = LandmarkTask.loss
 
     def loss_with_ctrl_c(self, model, batch, device):
         calls["n"] += 1
@@ -188,13 +190,13 @@ def test_ctrl_c_saves_mid_epoch_and_resume_is_exact(
             os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C mid-step
         return original(self, model, batch, device)
 
-    monkeypatch.setattr(train.LandmarkTask, "loss", loss_with_ctrl_c)
+    monkeypatch.setattr(LandmarkTask, "loss", loss_with_ctrl_c)
     stopped = train.train(_cfg(data_root, name="ctrlc", epochs=1), console=QUIET)
     assert stopped.interrupted and stopped.epochs_run == 0
     state = load_checkpoint(stopped.last_checkpoint)
     assert (state["epoch"], state["step_in_epoch"]) == (0, 2)
     assert not (stopped.run_dir / "best.pt").exists()
-    monkeypatch.setattr(train.LandmarkTask, "loss", original)
+    monkeypatch.setattr(LandmarkTask, "loss", original)
     resumed = train.train(
         TrainConfig(resume=str(stopped.last_checkpoint), workers=0), console=QUIET
     )

@@ -10,6 +10,8 @@ code.
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,25 +48,46 @@ def load_checkpoint(
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        # torch warns about foreign pickles (protocol, legacy format) before failing or
+        # returning something that is not ours; the error below says all the user needs.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for truncated or foreign files
         raise CheckpointError(
-            f"{path} is not a facemark checkpoint (unreadable: {type(exc).__name__})"
+            f"{path} is not a facemark checkpoint (unreadable: truncated, or not written by "
+            f"facemark; {type(exc).__name__})"
         ) from exc
+    return validate(data, task, str(path))
+
+
+def validate(data: Any, task: str | None = None, where: str = "checkpoint") -> dict[str, Any]:
+    """The one check of a checkpoint's contents, for files and already loaded dicts alike:
+    facemark's format, a layout version this facemark reads, the required keys, the task."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a facemark checkpoint")
+        raise CheckpointError(f"{where} is not a facemark checkpoint")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} was written by facemark {data.get('facemark_version', '?')} in checkpoint "
+            f"{where} was written by facemark {data.get('facemark_version', '?')} in checkpoint "
             f"format {version}; this facemark reads format {FORMAT_VERSION}"
         )
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
-        raise CheckpointError(f"{path} is missing {', '.join(missing)}")
+        raise CheckpointError(f"{where} is missing {', '.join(missing)}")
     if task is not None and data["task"] != task:
-        raise CheckpointError(f"{path} holds a {data['task']} model, not a {task} model")
+        raise CheckpointError(f"{where} holds a {data['task']} model, not a {task} model")
     return data
+
+
+def read(source: str | os.PathLike | Mapping[str, Any], task: str | None = None) -> dict[str, Any]:
+    """A validated checkpoint dict from a path or an already loaded dict."""
+    if isinstance(source, Mapping):
+        data = dict(source)
+        return validate(data, task, str(data.get("run_name") or "checkpoint"))
+    if not isinstance(source, (str, os.PathLike)):
+        raise CheckpointError(f"expected a checkpoint path or dict, got {type(source).__name__}")
+    return load_checkpoint(source, task)
 
 
 #: What a shipped model keeps: enough to rebuild, describe and trace it, no training state.

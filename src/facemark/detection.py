@@ -23,7 +23,6 @@ Design (docs/detector.md has the measurements):
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,26 +31,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facemark import checkpoint as ckpt
-from facemark import transforms
-from facemark.detector_data import (
-    GREY,
-    CanvasSynthesizer,
-    SynthConfig,
-    letterbox,
-    letterbox_shape,
-    map_boxes,
-    pad_multiple,
+from facemark.boxes import (
+    box_iou,
 )
-from facemark.errors import CheckpointError, UsageError
+from facemark.errors import UsageError
 from facemark.models import Normalize, conv_bn
+from facemark.tasks.defaults import DEFAULTS
 
 TASK = "detector"
 STRIDE = 8
 #: Input sizes must be multiples of the coarsest stride.
 SIZE_MULTIPLE = 32
-DEFAULT_ARCH = "facedet"
-DEFAULT_INPUT_SIZE = 320
+DEFAULT_ARCH = DEFAULTS["detector"].arch
+DEFAULT_INPUT_SIZE = DEFAULTS["detector"].img_size
 
 #: Gaussian sigma of a face's heatmap bump, as a fraction of its box width / height.
 SIGMA = 0.1
@@ -59,7 +51,6 @@ SIGMA = 0.1
 REG_MIN = 0.3
 #: The prior probability of a face in a cell, which sets the initial heatmap bias.
 PRIOR = 0.01
-NMS_IOU = 0.4
 #: Weight of the GIoU box loss against the focal heatmap loss.
 BOX_WEIGHT = 2.0
 TOP_K = 200
@@ -297,33 +288,6 @@ def detection_loss(
 # --------------------------------------------------------------------------- decoding and NMS
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` boxes -> ``(N, M)``."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=-1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = NMS_IOU) -> np.ndarray:
-    """Greedy non-maximum suppression: indices of the kept boxes, best score first."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        if order.size == 1:
-            break
-        rest = order[1:]
-        order = rest[box_iou(boxes[i : i + 1], boxes[rest])[0] <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
-
-
 def decode(
     heat_logits: torch.Tensor,
     box_raw: torch.Tensor,
@@ -355,166 +319,6 @@ def decode(
         keep = top[i] >= threshold
         out.append((boxes[i][keep].astype(np.float32), top[i][keep].astype(np.float32)))
     return out
-
-
-# --------------------------------------------------------------------------- inference
-
-
-def _as_rgb(image: Any) -> np.ndarray:
-    """Accept RGB, grayscale and RGBA uint8 arrays (or PIL images); return (H, W, 3) uint8."""
-    arr = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
-    if arr.dtype != np.uint8:
-        raise UsageError(f"expected a uint8 image, got {arr.dtype}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    elif arr.ndim == 3 and arr.shape[2] == 4:
-        arr = arr[..., :3]
-    elif arr.ndim == 3 and arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise UsageError(f"expected an (H, W, 3) image, got shape {arr.shape}")
-    if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise UsageError(f"empty image of shape {arr.shape}")
-    return arr
-
-
-def _checkpoint_data(path_or_dict: Any) -> dict[str, Any]:
-    """A validated detector checkpoint dict from a path or an already loaded dict."""
-    if isinstance(path_or_dict, dict):
-        data = path_or_dict
-        missing = [k for k in ckpt.REQUIRED_KEYS if k not in data]
-        if data.get("format") != ckpt.FORMAT or missing:
-            raise CheckpointError(
-                "not a facemark checkpoint"
-                + (f" (missing {', '.join(missing)})" if missing else "")
-            )
-        if data["task"] != TASK:
-            raise CheckpointError(
-                f"the checkpoint holds a {data['task']} model, not a face detector"
-            )
-        return data
-    if not isinstance(path_or_dict, (str, os.PathLike)):
-        raise UsageError(f"expected a checkpoint path or dict, got {type(path_or_dict).__name__}")
-    return ckpt.load_checkpoint(path_or_dict, task=TASK)
-
-
-class FaceDetector:
-    """A loaded face detector.  ``detect(image)`` -> ``(boxes (F, 4), scores (F,))``.
-
-    Boxes are ``x0, y0, x1, y1`` in pixels of the image passed in (pixel-index convention),
-    ordered by descending score; no face gives empty arrays, never None.
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        input_size: int = DEFAULT_INPUT_SIZE,
-        device: str | torch.device = "cpu",
-        info: dict[str, Any] | None = None,
-        score_offset: float = 0.0,
-    ) -> None:
-        if input_size % SIZE_MULTIPLE:
-            raise UsageError(
-                f"detector input size must be a multiple of {SIZE_MULTIPLE}, got {input_size}"
-            )
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.input_size = int(input_size)
-        self.stride = int(getattr(model, "stride", STRIDE))
-        self.info = dict(info or {})
-        self.score_offset = float(score_offset)
-
-    @classmethod
-    def from_checkpoint(cls, path_or_dict: Any, device: str | torch.device = "cpu") -> FaceDetector:
-        """Rebuild the network a checkpoint describes; a landmark checkpoint is refused clearly."""
-        data = _checkpoint_data(path_or_dict)
-        model = build_detector(data["arch"], **dict(data["arch_kwargs"]))
-        try:
-            model.load_state_dict(data["state_dict"])
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"detector weights do not fit arch {data['arch']!r}: {str(exc).splitlines()[0]}"
-            ) from None
-        info = {
-            k: data.get(k)
-            for k in ("arch", "arch_kwargs", "img_size", "epoch", "metrics", "facemark_version")
-        }
-        metrics = data.get("metrics") or {}
-        offset = float(metrics.get("score_offset", 0.0)) if isinstance(metrics, dict) else 0.0
-        size = int(data.get("img_size") or DEFAULT_INPUT_SIZE)
-        return cls(model, size, device, info, offset if math.isfinite(offset) else 0.0)
-
-    def detect(
-        self,
-        image: Any,
-        threshold: float = 0.5,
-        min_face: float = 24,
-        max_faces: int | None = None,
-        input_size: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Faces in one image: ``(boxes (F, 4) float32, scores (F,) float32)``.
-
-        ``min_face`` is the smallest box width kept, in image pixels; ``input_size`` overrides
-        the network's input size (larger finds smaller faces in big photos, at a quadratic cost).
-        """
-        return self.detect_batch([image], threshold, min_face, max_faces, input_size)[0]
-
-    @torch.inference_mode()
-    def detect_batch(
-        self,
-        images: Sequence[Any],
-        threshold: float = 0.5,
-        min_face: float = 24,
-        max_faces: int | None = None,
-        input_size: int | None = None,
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`detect` for several images in one forward pass (they may differ in size)."""
-        if not 0.0 <= threshold <= 1.0:
-            raise UsageError(f"threshold must be in [0, 1], got {threshold}")
-        if max_faces is not None and max_faces < 0:
-            raise UsageError(f"max_faces must be >= 0, got {max_faces}")
-        size = int(input_size or self.input_size)
-        if size % SIZE_MULTIPLE or size < SIZE_MULTIPLE:
-            raise UsageError(
-                f"detector input size must be a multiple of {SIZE_MULTIPLE}, got {size}"
-            )
-        if not len(images):
-            return []
-        rgb = [_as_rgb(im) for im in images]
-        shapes = [letterbox_shape(im.shape[0], im.shape[1], size) for im in rgb]
-        # one canvas for the whole batch: the largest letterbox, padded to the stride
-        ph = pad_multiple(max(h for h, _ in shapes), SIZE_MULTIPLE)
-        pw = pad_multiple(max(w for _, w in shapes), SIZE_MULTIPLE)
-        boxed = [letterbox(im, size, pad_to=(ph, pw)) for im in rgb]
-        batch = torch.from_numpy(np.stack([c for c, _ in boxed])).to(self.device)
-        x = batch.permute(0, 3, 1, 2).float().div_(255.0)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        heat, box = self.model(x)
-        results = []
-        for (boxes, scores), (_, M) in zip(
-            decode(heat, box, threshold, self.stride, score_offset=self.score_offset),
-            boxed,
-            strict=True,
-        ):
-            results.append(self._finish(boxes, scores, M, min_face, max_faces))
-        return results
-
-    @staticmethod
-    def _finish(
-        boxes: np.ndarray, scores: np.ndarray, M: np.ndarray, min_face: float, max_faces: int | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """NMS, back to image pixels, size filter, best ``max_faces``."""
-        keep = nms(boxes, scores)
-        boxes, scores = boxes[keep], scores[keep]
-        boxes = map_boxes(boxes, transforms.invert_affine(M))
-        big = (boxes[:, 2] - boxes[:, 0]) >= min_face
-        boxes, scores = boxes[big], scores[big]
-        if max_faces is not None:
-            boxes, scores = boxes[:max_faces], scores[:max_faces]
-        return boxes.reshape(-1, 4).astype(np.float32), scores.reshape(-1).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -607,187 +411,6 @@ def detection_metrics(
     }
 
 
-def _logit(p: float) -> float:
+def logit(p: float) -> float:
     p = min(max(p, 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
-
-
-# --------------------------------------------------------------------------- training data
-
-
-class DetectorDataset(torch.utils.data.Dataset):
-    """Detector training / validation items as fixed-shape dicts (default_collate works).
-
-    Training (``train=True``): one synthetic canvas per face frame and epoch, random as a
-    function of ``(seed, epoch, index)`` only.  Validation: one fixed synthetic canvas per
-    frame, followed by every frame itself letterboxed as at inference (``kind`` 1), so the
-    metrics cover both crowded scenes and the dataset's own framing.
-    """
-
-    def __init__(
-        self,
-        faces,
-        img_size: int,
-        train: bool,
-        seed: int = 0,
-        config: SynthConfig | None = None,
-        stride: int = STRIDE,
-    ) -> None:
-        if img_size % SIZE_MULTIPLE or img_size < SIZE_MULTIPLE * 2:
-            raise UsageError(
-                f"detector --img-size must be a multiple of {SIZE_MULTIPLE} (>= 64), got {img_size}"
-            )
-        self.faces = faces
-        self.img_size = int(img_size)
-        self.train = bool(train)
-        self.seed = int(seed)
-        self.stride = stride
-        self.synth = CanvasSynthesizer(faces, img_size, config) if len(faces) else None
-        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
-
-    def __len__(self) -> int:
-        return 0 if self.synth is None else len(self.faces) * (1 if self.train else 2)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Shared memory, so persistent DataLoader workers see the new epoch too."""
-        self._epoch.fill_(int(epoch))
-
-    def sample(self, index: int):
-        """The :class:`~facemark.detector_data.Canvas` of item ``index``."""
-        from facemark.detector_data import Canvas
-
-        n = len(self.faces)
-        if not self.train and index >= n:  # the real frame, letterboxed
-            frame = self.faces.images[index - n]
-            image, M = letterbox(frame, self.img_size, pad_to=(self.img_size, self.img_size))
-            box = map_boxes(self.synth.boxes[index - n], M)
-            return Canvas(image, box, np.zeros((0, 4), np.float32))
-        epoch = int(self._epoch.item()) if self.train else 0
-        rng = np.random.default_rng([self.seed, epoch, index, 0xDE7])
-        return self.synth.canvas(rng)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        index = int(index)
-        canvas = self.sample(index)
-        item = {
-            k: torch.from_numpy(v)
-            for k, v in encode_targets(
-                canvas.boxes, canvas.ignore, self.img_size, self.img_size, self.stride
-            ).items()
-        }
-        item["image"] = torch.from_numpy(np.ascontiguousarray(canvas.image.transpose(2, 0, 1)))
-        for key, arr in (("boxes", canvas.boxes), ("ignore", canvas.ignore)):
-            padded = np.zeros((MAX_BOXES, 4), np.float32)
-            k = min(len(arr), MAX_BOXES)
-            padded[:k] = arr[:k]
-            item[key], item[f"num_{key}"] = torch.from_numpy(padded), torch.tensor(k)
-        item["kind"] = torch.tensor(int(not self.train and index >= len(self.faces)))
-        return item
-
-
-# --------------------------------------------------------------------------- training task
-
-
-def _to_device(
-    batch: dict[str, torch.Tensor], device: torch.device
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """uint8 images travel to the device as bytes (4x less transfer) and become floats there."""
-    from facemark.train import move
-
-    device = torch.device(device)
-    x = move(batch["image"], device).float().div_(255.0)  # .float() keeps channels-last
-    targets = {
-        k: move(batch[k], device) for k in ("heatmap", "box_target", "box_weight", "heat_mask")
-    }
-    return x, targets
-
-
-def _stride_of(model: nn.Module) -> int:
-    from facemark.train import unwrap
-
-    return int(getattr(unwrap(model), "stride", STRIDE))
-
-
-class DetectorTask:
-    """``facemark train --task detector``: the :class:`train.Task` protocol for the detector."""
-
-    name = TASK
-    metric_name = "miss_rate"
-
-    def defaults(self) -> dict[str, Any]:
-        return {
-            "arch": DEFAULT_ARCH,
-            "img_size": DEFAULT_INPUT_SIZE,
-            "epochs": 120,
-            "lr": 2e-3,
-            "batch_size": 64,
-            "weight_decay": 1e-4,
-        }
-
-    def arch_kwargs(self, cfg) -> dict[str, Any]:
-        _check_arch(cfg.arch)  # before any data is read
-        return {}
-
-    def build_model(self, cfg) -> nn.Module:
-        return build_detector(cfg.arch, **self.arch_kwargs(cfg))
-
-    def datasets(self, cfg) -> tuple[DetectorDataset, DetectorDataset]:
-        from facemark.dataset import load_split
-
-        common = {
-            "root": cfg.data_root,
-            "val_fraction": cfg.val_fraction,
-            "seed": cfg.seed,
-            "val_by": cfg.val_by,
-        }
-        train = load_split("train", progress=True, **common)
-        val = load_split("val", progress=True, **common)
-        return (
-            DetectorDataset(train, cfg.img_size, train=True, seed=cfg.seed),
-            DetectorDataset(val, cfg.img_size, train=False, seed=cfg.seed),
-        )
-
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], device) -> torch.Tensor:
-        x, targets = _to_device(batch, device)
-        heat, box = model(x)
-        total, _ = detection_loss(heat, box, targets, _stride_of(model))
-        return total
-
-    @torch.no_grad()
-    def validate(self, model: nn.Module, loader, device) -> dict[str, float]:
-        """Detection metrics on the validation canvases, plus recall on the real frames.
-
-        Detections are decoded at a low threshold so ``miss_rate`` and ``ap50`` see the whole
-        score range.  ``score_offset`` is the logit of the raw score with the best F1 on these
-        images; :class:`FaceDetector` subtracts it from the heatmap logits, so that score
-        reads 0.5 and ``detect()``'s default threshold is a sensible operating point for any
-        trained model.  ``recall``, ``fp_per_image`` and ``frame_recall`` are at that point.
-        """
-        stride = _stride_of(model)
-        results, frame_results = [], []
-        losses = []
-        for batch in loader:
-            x, targets = _to_device(batch, device)
-            heat, box = model(x)
-            losses.append(detection_loss(heat, box, targets, stride)[0].item())
-            decoded = decode(heat, box, CALIBRATION_RANGE[0], stride)
-            for i, (boxes, scores) in enumerate(decoded):
-                keep = nms(boxes, scores)
-                gt = batch["boxes"][i, : int(batch["num_boxes"][i])].numpy()
-                ign = batch["ignore"][i, : int(batch["num_ignore"][i])].numpy()
-                entry = (boxes[keep], scores[keep], gt, ign)
-                (frame_results if int(batch["kind"][i]) else results).append(entry)
-        # Calibrate: the F1-best raw score becomes 0.5, the default threshold of detect().
-        raw = detection_metrics(results + frame_results)
-        t = min(max(raw["f1_threshold"], CALIBRATION_RANGE[0]), CALIBRATION_RANGE[1])
-        out = detection_metrics(results + frame_results, threshold=t)
-        out["frame_recall"] = (
-            detection_metrics(frame_results, threshold=t)["recall"] if frame_results else math.nan
-        )
-        out["score_offset"] = _logit(t)
-        out["loss"] = float(np.mean(losses)) if losses else math.nan
-        del out["f1_threshold"]
-        return out
-
-    def checkpoint_extras(self, cfg) -> dict[str, Any]:
-        return {"img_size": int(cfg.img_size), "stride": STRIDE, "pad_value": GREY}

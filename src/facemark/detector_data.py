@@ -19,8 +19,8 @@ box is recomputed from the moved keypoints by ``transforms.face_box_from_keypoin
 target box is exact under rotation, scaling and mirroring.  Faces that are too small or cut by
 the canvas edge go to an ``ignore`` list: the detector is neither rewarded nor punished there.
 
-:func:`letterbox` is the inference-time layout (longer side resized to the network size, grey
-padding right and below) and is shared by ``FaceDetector`` and the validation set.
+:func:`facemark.boxes.letterbox` is the inference-time layout (longer side resized to the
+network size, grey padding right and below), shared by the detector and its validation set.
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from facemark import transforms
+from facemark.boxes import GREY, box_area, intersection
 from facemark.dataset import FaceSet
-
-#: The padding value of a letterboxed image (mid grey), at training and inference alike.
-GREY = 128
 
 KINDS = ("scene", "grid", "closeup", "negative")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -80,67 +78,6 @@ class SynthConfig:
 
 
 # --------------------------------------------------------------------------- geometry helpers
-
-
-def box_area(boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes, dtype=np.float64)
-    return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(
-        boxes[..., 3] - boxes[..., 1], 0, None
-    )
-
-
-def _intersection(a: np.ndarray, b: np.ndarray) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    return float(max(w, 0.0) * max(h, 0.0))
-
-
-def resize_matrix(src_w: int, src_h: int, dst_w: int, dst_h: int) -> np.ndarray:
-    """Pixel-index coordinates of a whole image resized from ``src`` to ``dst`` size."""
-    sx, sy = dst_w / src_w, dst_h / src_h
-    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]])
-
-
-def map_boxes(boxes: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """Boxes through an axis-aligned (scale + shift) affine matrix."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    out = boxes.copy()
-    out[:, [0, 2]] = boxes[:, [0, 2]] * M[0, 0] + M[0, 2]
-    out[:, [1, 3]] = boxes[:, [1, 3]] * M[1, 1] + M[1, 2]
-    return out.astype(np.float32)
-
-
-def letterbox_shape(height: int, width: int, size: int) -> tuple[int, int]:
-    """``(rows, cols)`` of an image once its longer side is resized to ``size``."""
-    r = size / max(height, width)
-    return max(1, int(round(height * r))), max(1, int(round(width * r)))
-
-
-def pad_multiple(n: int, multiple: int = 32) -> int:
-    """``n`` rounded up to a multiple of the network's coarsest stride."""
-    return -(-n // multiple) * multiple
-
-
-def letterbox(
-    image: np.ndarray, size: int, pad_to: tuple[int, int] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Resize so the longer side is ``size`` and pad with grey right and below.
-
-    Returns ``(canvas uint8, M)`` where ``M`` maps image pixels to canvas pixels.  ``pad_to``
-    ``(H, W)`` sets the canvas size (at least the resized image); by default the canvas is the
-    resized image padded up to a multiple of 32, the network's coarsest stride.
-    """
-    h, w = image.shape[:2]
-    nh, nw = letterbox_shape(h, w, size)
-    if (nw, nh) == (w, h):
-        resized = np.asarray(image)
-    else:
-        pil = Image.fromarray(image)
-        resized = np.asarray(pil.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=3.0))
-    ph, pw = pad_to if pad_to is not None else (pad_multiple(nh), pad_multiple(nw))
-    canvas = np.full((max(ph, nh), max(pw, nw), 3), GREY, dtype=np.uint8)
-    canvas[:nh, :nw] = resized
-    return canvas, resize_matrix(w, h, nw, nh)
 
 
 def _margin_rects(
@@ -274,7 +211,7 @@ class CanvasSynthesizer:
                 if region is None:
                     continue
                 if all(
-                    _intersection(np.array(region, float), b) <= cfg.max_cover * box_area(b)
+                    intersection(np.array(region, float), b) <= cfg.max_cover * box_area(b)
                     for b in placed
                 ):
                     feather = rng.uniform(0.1, 0.3) * min(
@@ -412,7 +349,7 @@ class CanvasSynthesizer:
         keep, ignore = [], []
         frame = np.array([-0.5, -0.5, w - 0.5, h - 0.5])
         for box in faces:
-            visible = _intersection(box, frame) / max(float(box_area(box)), 1e-6)
+            visible = intersection(box, frame) / max(float(box_area(box)), 1e-6)
             good = visible >= cfg.min_visible and (box[2] - box[0]) >= cfg.min_face
             (keep if good else ignore).append(box)
         as_array = lambda bs: np.array(bs, dtype=np.float32).reshape(-1, 4)  # noqa: E731

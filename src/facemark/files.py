@@ -24,13 +24,19 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; rename it over ``path`` only on success."""
+def atomic_write(
+    path: str | os.PathLike, mode: str = "wb", errors: str | None = None
+) -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; rename it over ``path`` only on success.
+
+    Text modes write UTF-8; ``errors`` is how characters UTF-8 cannot hold are written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    text = {} if "b" in mode else {"encoding": "utf-8", "errors": errors}
     try:
-        with os.fdopen(fd, mode) as fh:
+        with os.fdopen(fd, mode, **text) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -39,9 +39,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import fuse_conv_bn_eval
 
 from facemark.errors import UsageError
 from facemark.shape import MEAN_SHAPE, NUM_POINTS
+from facemark.tasks.defaults import DEFAULTS
 
 #: Per-channel mean/std of face crops; only needs to be roughly right because BatchNorm
 #: follows, but fixed so a checkpoint never depends on the data it was trained on.
@@ -514,7 +516,7 @@ ARCHS: dict[str, ArchSpec] = {
     )
 }
 
-DEFAULT_ARCH = "heatmap"
+DEFAULT_ARCH = DEFAULTS["landmarks"].arch
 
 
 def arch_spec(arch: str) -> ArchSpec:
@@ -579,23 +581,8 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
             continue
         for i in range(len(module) - 1):
             conv, bn = module[i], module[i + 1]
-            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
-                continue
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-            fused = nn.Conv2d(
-                conv.in_channels,
-                conv.out_channels,
-                conv.kernel_size,
-                conv.stride,
-                conv.padding,
-                conv.dilation,
-                conv.groups,
-                bias=True,
-            ).to(conv.weight.device)
-            fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-            fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
-            module[i], module[i + 1] = fused, nn.Identity()
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                module[i], module[i + 1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
     return model
 
 

@@ -32,17 +32,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from facemark import paths
+from facemark import devices, paths
 from facemark.checkpoint import load_checkpoint, save_checkpoint
 from facemark.errors import CheckpointError, DataError, FacemarkError, UsageError
 from facemark.files import atomic_write, write_json
+from facemark.tasks import Task, get_task
 
 #: Gradient-norm clip: only bites on the rare bad batch, keeps from-scratch training stable.
 GRAD_CLIP = 10.0
@@ -123,184 +124,12 @@ class TrainResult:
         return self.run_dir / "last.pt"
 
 
-# ----------------------------------------------------------------------------- task protocol
-
-
-@runtime_checkable
-class Task(Protocol):
-    """What a trainable task provides; the loop in :func:`train` does the rest.
-
-    Optional extras the loop uses when present:
-
-    * ``arch_defaults(arch) -> dict``: defaults that depend on the architecture (e.g. its
-      input size), applied after :meth:`defaults` and before the user's values;
-    * a ``collate_fn`` attribute on the datasets, used by their DataLoaders.
-
-    Models are passed as built (wrapped in DistributedDataParallel under ``torchrun``): call
-    ``model(x)`` for the forward pass and ``unwrap(model)`` for any other method.
-    """
-
-    name: str  #: "landmarks" | "detector"; stored as checkpoint["task"]
-    metric_name: str  #: key of validate()'s dict that picks best.pt; lower is better
-
-    def defaults(self) -> dict[str, Any]:
-        """TrainConfig values (arch, img_size, epochs, lr, batch_size, weight_decay) used
-        where the user gave none."""
-
-    def arch_kwargs(self, cfg: TrainConfig) -> dict[str, Any]:
-        """Arguments that rebuild the network; stored in the checkpoint.  Raise UsageError
-        for an unknown arch (called before any data is read)."""
-
-    def build_model(self, cfg: TrainConfig) -> nn.Module:
-        """A freshly initialised network."""
-
-    def datasets(self, cfg: TrainConfig) -> tuple[Dataset, Dataset]:
-        """(train, val); the train dataset has ``set_epoch(epoch)``.  Val may be empty."""
-
-    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
-        """Scalar training loss of one DataLoader batch (move it with :func:`move`)."""
-
-    def validate(
-        self, model: nn.Module, loader: DataLoader, device: torch.device
-    ) -> dict[str, float]:
-        """Metrics over the validation loader (eval mode and no_grad are set by the caller)."""
-
-    def checkpoint_extras(self, cfg: TrainConfig) -> dict[str, Any]:
-        """Merged into every checkpoint, e.g. ``{"img_size": ...}``."""
-
-
-def get_task(name: str) -> Task:
-    """The task called ``name``; the detector is imported only when asked for."""
-    if name == "landmarks":
-        return LandmarkTask()
-    if name == "detector":
-        from facemark.detection import DetectorTask
-
-        return DetectorTask()
-    raise UsageError(f"unknown task {name!r}; choose landmarks or detector")
-
-
-# ----------------------------------------------------------------------------- helpers for tasks
-
-
-def move(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Copy a batch tensor to ``device`` without blocking; images go channels-last on CUDA
-    (faster convolutions with tensor cores)."""
-    tensor = tensor.to(device, non_blocking=True)
-    if device.type == "cuda" and tensor.ndim == 4:
-        tensor = tensor.contiguous(memory_format=torch.channels_last)
-    return tensor
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The network inside a DistributedDataParallel wrapper (or the network itself)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-# ----------------------------------------------------------------------------- landmark task
-
-
-class LandmarkTask:
-    """68-point landmarks on face crops: the networks of :mod:`facemark.models`."""
-
-    name = "landmarks"
-    metric_name = "nme_io"
-
-    def defaults(self) -> dict[str, Any]:
-        from facemark import models
-
-        return {
-            "arch": models.DEFAULT_ARCH,
-            "img_size": 128,
-            "epochs": 70,
-            "batch_size": 32,
-            "lr": 2e-3,
-            "weight_decay": 1e-4,
-        }
-
-    def arch_defaults(self, arch: str) -> dict[str, Any]:
-        from facemark import models
-
-        spec = models.arch_spec(models.parse_arch(arch)[0])
-        return {"img_size": spec.img_size, **spec.defaults}
-
-    def arch_kwargs(self, cfg: TrainConfig) -> dict[str, Any]:
-        """``{"img_size": ...}`` plus any ``--arch name:key=value`` overrides."""
-        from facemark import models
-
-        _, overrides = models.parse_arch(cfg.arch)  # unknown arch -> UsageError before any work
-        return {"img_size": int(cfg.img_size), **overrides}
-
-    def build_model(self, cfg: TrainConfig) -> nn.Module:
-        from facemark import models
-
-        return models.build_landmark_model(models.parse_arch(cfg.arch)[0], **self.arch_kwargs(cfg))
-
-    def datasets(self, cfg: TrainConfig) -> tuple[Dataset, Dataset]:
-        from facemark import dataset
-
-        split = {
-            "root": cfg.data_root,
-            "val_fraction": cfg.val_fraction,
-            "seed": cfg.seed,
-            "val_by": cfg.val_by,
-        }
-        train_faces = dataset.load_split("train", progress=True, **split)
-        val_faces = dataset.load_split("val", progress=True, **split)
-        return (
-            dataset.LandmarkDataset(
-                train_faces,
-                cfg.img_size,
-                augment=True,
-                seed=cfg.seed,
-                config=self.augment_config(cfg),
-            ),
-            dataset.LandmarkDataset(val_faces, cfg.img_size, augment=False, seed=cfg.seed),
-        )
-
-    def augment_config(self, cfg: TrainConfig) -> Any:
-        from facemark import transforms
-
-        aug = transforms.AugmentConfig()
-        if cfg.hflip is not None:
-            aug = dataclasses.replace(aug, p_flip=float(cfg.hflip))
-        return aug
-
-    def loss(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
-        images, keypoints = batch
-        outputs = model(move(images, device))
-        return unwrap(model).loss(outputs, move(keypoints, device))
-
-    def validate(
-        self, model: nn.Module, loader: DataLoader, device: torch.device
-    ) -> dict[str, float]:
-        from facemark import metrics
-
-        preds, truth = [], []
-        net = unwrap(model)
-        for images, keypoints in loader:
-            kps, _ = net.decode(net(move(images, device)))
-            preds.append(kps.float().cpu())
-            truth.append(keypoints.float())
-        summary = metrics.summarize(torch.cat(preds).numpy(), torch.cat(truth).numpy())
-        return {
-            k: float(v)
-            for k, v in summary.items()
-            if k in ("nme_io", "fr_08", "fr_10", "auc_08", "auc_10")
-        }
-
-    def checkpoint_extras(self, cfg: TrainConfig) -> dict[str, Any]:
-        from facemark import models
-
-        return {"img_size": int(cfg.img_size), "arch": models.parse_arch(cfg.arch)[0]}
-
-
 # ----------------------------------------------------------------------------- config resolution
 
 
 def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
     """``cfg`` with the task's (and the arch's) defaults filled in and every value checked."""
-    defaults = dict(task.defaults())
+    defaults = dataclasses.asdict(task.defaults)
     arch = cfg.arch or defaults.get("arch")
     arch_hook = getattr(task, "arch_defaults", None)
     if arch_hook is not None and arch is not None:
@@ -327,85 +156,6 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise UsageError(message)
-
-
-def default_workers(world_size: int = 1) -> int:
-    """DataLoader workers: one per spare core of this process's share, at most 8.
-
-    On a 2-core laptop that is 1 (augmentation overlaps the maths); on a GPU box it is
-    enough to keep the GPU fed with these small images.
-    """
-    cpus = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    )
-    return max(0, min(8, cpus // max(world_size, 1) - 1))
-
-
-# ----------------------------------------------------------------------------- distributed
-
-
-@dataclass
-class Dist:
-    """This process's place in a ``torchrun`` job (rank 0 of 1 when not distributed)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owns_group: bool = False  #: this module initialised the process group (and ends it)
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _dist_from_env() -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _init_dist(dist: Dist, device: torch.device) -> None:
-    import torch.distributed as td
-
-    if not dist.enabled or td.is_initialized():
-        return
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    td.init_process_group(backend=backend, timeout=_dt.timedelta(minutes=30))
-    dist.owns_group = True
-
-
-def _all_true(flag: bool, dist: Dist, device: torch.device) -> bool:
-    """Whether any rank raised ``flag`` (every rank gets the same answer)."""
-    if not dist.enabled:
-        return flag
-    import torch.distributed as td
-
-    t = torch.tensor([1 if flag else 0], device=device)
-    td.all_reduce(t, op=td.ReduceOp.MAX)
-    return bool(t.item())
-
-
-def resolve_train_device(spec: str, dist: Dist) -> torch.device:
-    """The device this process trains on; under torchrun each rank takes its local GPU."""
-    from facemark.hub import resolve_device
-
-    name = resolve_device(spec)
-    device = torch.device(name)
-    if device.type == "cuda":
-        if dist.enabled:
-            if dist.local_rank >= torch.cuda.device_count():
-                raise UsageError(
-                    f"torchrun started {dist.world_size} processes on this node but only "
-                    f"{torch.cuda.device_count()} GPU(s) are visible"
-                )
-            device = torch.device("cuda", dist.local_rank)
-        elif device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-        torch.cuda.set_device(device)
-    return device
 
 
 # ----------------------------------------------------------------------------- sampling, schedule
@@ -506,7 +256,7 @@ def seed_everything(seed: int) -> None:
 # ----------------------------------------------------------------------------- run records
 
 
-def environment(device: torch.device, dist: Dist) -> dict[str, Any]:
+def environment(device: torch.device, dist: devices.Dist) -> dict[str, Any]:
     """Versions, hardware and source revision: what someone reproducing the run needs."""
     import PIL
 
@@ -719,7 +469,7 @@ class _Trainer:
     def __init__(self, cfg: TrainConfig, console: Any) -> None:
         from rich.console import Console
 
-        self.dist = _dist_from_env()
+        self.dist = devices.dist_from_env()
         self.console = console if console is not None else Console()
         if not self.dist.is_main:
             self.console = Console(quiet=True)
@@ -778,15 +528,17 @@ class _Trainer:
 
     def _setup(self) -> None:
         cfg, dist = self.cfg, self.dist
-        self.device = resolve_train_device(cfg.device, dist)
-        _init_dist(dist, self.device)
+        self.device = devices.resolve_train_device(cfg.device, dist)
+        devices.init_dist(dist, self.device)
         if cfg.batch_size % dist.world_size:
             raise UsageError(
                 f"--batch-size {cfg.batch_size} does not split evenly over "
                 f"{dist.world_size} processes"
             )
         self.rank_batch = cfg.batch_size // dist.world_size
-        self.workers = cfg.workers if cfg.workers is not None else default_workers(dist.world_size)
+        self.workers = (
+            cfg.workers if cfg.workers is not None else devices.default_workers(dist.world_size)
+        )
         if dist.enabled and self.device.type == "cpu":  # processes share the cores
             torch.set_num_threads(max(1, torch.get_num_threads() // dist.world_size))
         seed_everything(cfg.seed)
@@ -995,10 +747,10 @@ class _Trainer:
                 last_metrics = row.get("val", {})
                 epoch += 1
                 progress.update(epochs_bar, completed=epoch)
-                if epoch < cfg.epochs and _all_true(stop.requested, dist, self.device):
+                if epoch < cfg.epochs and devices.any_rank(stop.requested, dist, self.device):
                     interrupted = True  # last.pt of this epoch is already saved
                     break
-                if cfg.max_minutes is not None and _all_true(
+                if cfg.max_minutes is not None and devices.any_rank(
                     time.monotonic() - start > cfg.max_minutes * 60, dist, self.device
                 ):
                     stopped_by_time = epoch < cfg.epochs
@@ -1064,7 +816,7 @@ class _Trainer:
             check = not self.dist.enabled or step % _STOP_CHECK_EVERY == 0
             if (
                 check
-                and _all_true(stop.requested, self.dist, self.device)
+                and devices.any_rank(stop.requested, self.dist, self.device)
                 and step < self.steps_per_epoch
             ):
                 self._fold_loss(loss_sum, step - skip - shown_steps, t0)
