@@ -1,5 +1,5 @@
 """facemark's side of the benchmark: accuracy through ``facemark.evaluate``, speed through the
-public API (``Landmarker.predict``, ``FaceDetector.detect``, ``facemark.annotate``).
+public API (``Landmarker.predict``, ``Detector.detect``, ``facemark.annotate``).
 
 Speed is measured as one full pass over the images per call (``timings(..., repeats=1)``) so
 the caller can interleave facemark's passes with dlib's: on a shared machine the load drifts,
@@ -58,7 +58,7 @@ def timings(
     like, except that ``annotate`` batches and decodes ahead as it does for users.  Without
     ``gt`` (unlabelled photos) the landmark pass is left out; without a detector, the others.
     """
-    from facemark import annotate
+    from facemark import annotator
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -83,7 +83,7 @@ def timings(
                 detector.detect(image)
 
         def pipeline_pass() -> None:
-            annotate.annotate([str(p) for p in paths], None, model=landmarker, detector=detector)
+            annotator.annotate([str(p) for p in paths], None, model=landmarker, detector=detector)
 
         with torch.inference_mode():
             detect_pass()

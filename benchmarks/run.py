@@ -293,11 +293,11 @@ def load_landmarkers(args: argparse.Namespace, results: dict[str, Any]) -> dict[
 
 
 def load_detector(args: argparse.Namespace, results: dict[str, Any]) -> Any | None:
-    from facemark import hub
+    from facemark import detectors, hub
 
     try:
         path = hub.resolve_model(args.detector, "detector")
-        detector = hub.load_detector(str(path))
+        detector = detectors.load_detector(str(path))
     except (FacemarkError, ImportError) as exc:
         results["skipped"]["detector"] = f"no detector-box rows for facemark models: {_reason(exc)}"
         console.print(f"[yellow]no detector:[/] {_reason(exc)}")
@@ -358,20 +358,20 @@ class TimedSet:
 
 def photo_set(specs: list[str]) -> TimedSet:
     """Unlabelled photos from files and folders (``--photos``), decoded like annotate does."""
-    from facemark import annotate
+    from facemark import annotator, images
 
     files: list[Path] = []
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if annotate.has_image_suffix(p.name))
+            files += sorted(p for p in path.iterdir() if annotator.has_image_suffix(p.name))
         elif path.is_file():
             files.append(path)
         else:
             raise FacemarkError(f"--photos: no such file or folder: {spec}")
     if not files:
         raise FacemarkError(f"--photos: no images in {', '.join(specs)}")
-    return TimedSet([annotate.load_image(f) for f in files], files, None)
+    return TimedSet([images.load_image(f) for f in files], files, None)
 
 
 # --------------------------------------------------------------------------- main

@@ -17,13 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 import facemark
-from facemark import annotate as an
+from facemark import annotator as an
+from facemark import transforms
 from facemark.cli import app
+from facemark.detectors import Detections, Detector
 from facemark.errors import DataError, UsageError
+from facemark.images import load_image
+from facemark.landmarker import Landmarker
+from facemark.pipeline import FaceMarker
 from facemark.shape import MEAN_SHAPE
 
 RED = (255, 0, 0)
@@ -41,14 +47,17 @@ def _colour_box(image: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray |
     return np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float64)
 
 
-class StubDetector:
+class StubDetector(Detector):
     """Finds a red square (face 0) and a blue square (face 1); counts the images it sees."""
 
-    def __init__(self) -> None:
+    name = "stub"
+
+    def __init__(self, config=None) -> None:
+        super().__init__(config)
         self.seen = 0
         self.batches: list[int] = []
 
-    def detect_batch(self, images, threshold=0.5, min_face=24, max_faces=None):
+    def detect_batch(self, images, names=None):
         self.seen += len(images)
         self.batches.append(len(images))
         out = []
@@ -56,24 +65,44 @@ class StubDetector:
             boxes = [
                 b for b in (_colour_box(image, RED), _colour_box(image, BLUE)) if b is not None
             ]
-            boxes = [b for b in boxes if b[2] - b[0] >= min_face][:max_faces]
-            arr = np.array(boxes, dtype=np.float64).reshape(-1, 4)
-            out.append((arr, np.linspace(0.9, 0.8, len(arr))))
+            arr = np.array(boxes, dtype=np.float32).reshape(-1, 4)
+            found = Detections(arr, np.linspace(0.9, 0.8, len(arr)).astype(np.float32))
+            out.append(found.finish(self.config))
         return out
 
 
-class StubLandmarker:
-    """The mean shape fitted into each box: deterministic, known from the box alone."""
+#: Crop size of the stub landmarker (big enough that every test face is cropped at full size).
+STUB_SIZE = 128
 
-    def predict(self, image, boxes, flip=False):
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        return stub_keypoints(boxes), np.full((len(boxes), 68), 0.75)
+
+def stub_crop_keypoints() -> np.ndarray:
+    """The mean shape fitted into a square box, in crop pixels (where any box lands)."""
+    half = (STUB_SIZE - 1) / 2
+    side = STUB_SIZE / transforms.CROP_SCALE  # a square box's side in its crop
+    return (half + MEAN_SHAPE * side * 0.5).astype(np.float32)
+
+
+class StubLandmarker(Landmarker):
+    """The mean shape fitted into each (square) box: deterministic, known from the box alone."""
+
+    def __init__(self) -> None:
+        super().__init__(torch.nn.Identity(), STUB_SIZE)
+
+    def predict_crops(self, crops, flip=False):
+        n = len(crops)
+        kps = np.broadcast_to(stub_crop_keypoints(), (n, 68, 2)).copy()
+        return kps, np.full((n, 68), 0.75, np.float32)
 
 
 def stub_keypoints(boxes: np.ndarray) -> np.ndarray:
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    side = (boxes[:, 2] - boxes[:, 0])[:, None, None]
-    return centre[:, None, :] + MEAN_SHAPE[None] * side * 0.5
+    """What the pipeline reports for the stub: its crop points mapped back through each box's
+    crop matrix (= the mean shape centred on the box, scaled to half its side)."""
+    out = []
+    for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        back = transforms.invert_affine(transforms.crop_matrix(box, STUB_SIZE))
+        crop = stub_crop_keypoints().astype(np.float64)
+        out.append(transforms.apply_affine(crop, back).astype(np.float32))
+    return np.stack(out).astype(np.float64)
 
 
 def square_image(
@@ -130,7 +159,8 @@ def test_records_schema_coordinates_and_no_face(photos: Path, tmp_path: Path) ->
     assert set(by_name) == {"one.jpg", "two.png", "empty.png"}
     assert jsonl(out / "annotations.jsonl") == records  # what is returned is what is written
     one = by_name["one.jpg"]
-    assert list(one) == ["image", "width", "height", "faces"]
+    assert list(one) == ["image", "width", "height", "detector", "faces"]
+    assert one["detector"] == {"name": "stub", "version": ""}
     assert one["image"] == os.path.join(str(photos), "one.jpg")  # the folder as given + name
     assert (one["width"], one["height"]) == (80, 60)
     (face,) = one["faces"]
@@ -138,6 +168,8 @@ def test_records_schema_coordinates_and_no_face(photos: Path, tmp_path: Path) ->
     assert face["box"] == [10, 20, 39, 49]
     assert len(face["keypoints"]) == 68 and len(face["confidence"]) == 68
     expected = np.round(stub_keypoints(np.array([[10.0, 20, 39, 49]]))[0], 2)
+    centre, side = np.array([24.5, 34.5]), 29.0  # the mean shape fitted into the box
+    np.testing.assert_allclose(expected, centre + MEAN_SHAPE * side * 0.5, atol=0.006)
     assert face["keypoints"] == expected.tolist()
     assert all(round(v, 2) == v for point in face["keypoints"] for v in point)
     assert [f["box"] for f in by_name["two.png"]["faces"]] == [[5, 5, 34, 34], [60, 40, 99, 79]]
@@ -173,7 +205,7 @@ def test_formats_and_modes(tmp_path: Path, name: str, make) -> None:
     base = Image.new("RGB", (64, 64), (0, 0, 0))
     base.paste((255, 255, 255), (8, 8, 40, 40))
     make(base).save(tmp_path / name, **({"lossless": True} if name.endswith("webp") else {}))
-    image = an.load_image(tmp_path / name)
+    image = load_image(tmp_path / name)
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8
     assert image[20, 20].min() > 200 and image[50, 50].max() < 50
 
@@ -181,12 +213,12 @@ def test_formats_and_modes(tmp_path: Path, name: str, make) -> None:
 def test_sixteen_bit_is_scaled_not_clipped_and_alpha_goes_on_white(tmp_path: Path) -> None:
     ramp = np.tile(np.linspace(0, 65535, 256), (4, 1)).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "deep.png")
-    image = an.load_image(tmp_path / "deep.png")
+    image = load_image(tmp_path / "deep.png")
     assert image[0, 0, 0] == 0 and image[0, -1, 0] == 255
     assert 120 < image[0, 128, 0] < 136  # mid-grey stays mid-grey (Pillow alone clips to 255)
     clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
     clear.save(tmp_path / "clear.png")
-    assert (an.load_image(tmp_path / "clear.png") == 255).all()
+    assert (load_image(tmp_path / "clear.png") == 255).all()
 
 
 def test_truncated_file_is_a_counted_failure(photos: Path, tmp_path: Path) -> None:
@@ -196,8 +228,7 @@ def test_truncated_file_is_a_counted_failure(photos: Path, tmp_path: Path) -> No
     summary = an.run(
         [photos],
         tmp_path / "out",
-        model=StubLandmarker(),
-        detector=StubDetector(),
+        an.AnnotateConfig(model=StubLandmarker(), detector=StubDetector()),
         on_warning=warnings_seen.append,
     )
     assert summary.images == 3 and summary.faces == 3
@@ -257,20 +288,21 @@ def test_no_draw_writes_only_jsonl(photos: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["annotations.jsonl"]
 
 
-def test_out_none_writes_nothing_and_module_stays_callable(
+def test_out_none_writes_nothing_and_annotate_is_the_function(
     photos: Path, tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     before = tree_hashes(tmp_path)
-    import facemark.annotate  # binds the submodule to the name: it must stay callable
+    import facemark.annotator  # importing the module must not rebind facemark.annotate
 
+    assert facemark.annotate is an.annotate
     with pytest.warns(an.AnnotateWarning):
         records = facemark.annotate(str(photos), model=StubLandmarker(), detector=StubDetector())
     assert isinstance(records, list) and len(records) == 3
     assert tree_hashes(tmp_path) == before
-    single = an.annotate_image(
-        np.asarray(Image.open(photos / "one.jpg")), model=StubLandmarker(), detector=StubDetector()
-    )
+    image = np.asarray(Image.open(photos / "one.jpg"))
+    faces = FaceMarker(StubDetector(), StubLandmarker())(image)
+    single = an.make_record(None, image.shape[1], image.shape[0], faces)
     assert single["image"] is None and single["faces"][0]["box"] == [10, 20, 39, 49]
 
 
@@ -367,13 +399,14 @@ def test_skip_existing_resumes_an_interrupted_run(tmp_path: Path) -> None:
     # as if killed while writing the fourth line: three complete lines and a partial one
     (out / "annotations.jsonl").write_text("".join(lines[:3]) + lines[3][:40])
     detector = StubDetector()
-    summary = an.run([folder], out, skip_existing=True, detector=detector, model=StubLandmarker())
+    config = an.AnnotateConfig(skip_existing=True, detector=detector, model=StubLandmarker())
+    summary = an.run([folder], out, config)
     assert (summary.skipped, summary.images, detector.seen) == (3, 2, 2)
     records = jsonl(out / "annotations.jsonl")
     assert sorted(r["image"] for r in records) == sorted(
         json.loads(line)["image"] for line in lines
     )
-    again = an.run([folder], out, skip_existing=True, detector=detector, model=StubLandmarker())
+    again = an.run([folder], out, config)
     assert (again.skipped, again.images, detector.seen) == (5, 0, 2)
 
 
@@ -407,7 +440,7 @@ def test_import_facemark_does_not_import_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    for name in ("annotate", "load_model", "load_detector", "Landmarker", "FaceDetector"):
+    for name in ("annotate", "load_model", "load_detector", "Landmarker", "FaceMarker", "Detector"):
         assert name in result.stdout
 
 
@@ -494,7 +527,7 @@ def test_batched_landmarks_equal_per_image_predict(tiny_landmark_checkpoint: Pat
         np.zeros((0, 4)),
         np.array([[0.0, 0, 40, 40]]),
     ]
-    batched = an._landmarks(images, boxes, landmarker, flip=True)
+    batched = FaceMarker(None, landmarker, flip=True).landmarks(images, boxes)
     for image, b, (kps, conf) in zip(images, boxes, batched, strict=True):
         if not len(b):
             assert kps.shape == (0, 68, 2) and conf.shape == (0, 68)
@@ -510,7 +543,7 @@ def test_loaded_models_are_cached_until_the_file_changes(
     import shutil
 
     path = shutil.copy(tiny_detector_checkpoint, tmp_path / "det.pt")
-    first = an._load_cached(str(path), "cpu", "detector")
-    assert an._load_cached(path, "cpu", "detector") is first
+    first = an._marker(an.AnnotateConfig(detector=str(path)))
+    assert an._marker(an.AnnotateConfig(detector=path)) is first
     os.utime(path, ns=(0, os.stat(path).st_mtime_ns + 10**9))  # e.g. a better best.pt saved
-    assert an._load_cached(str(path), "cpu", "detector") is not first
+    assert an._marker(an.AnnotateConfig(detector=str(path))) is not first

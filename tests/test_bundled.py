@@ -33,7 +33,10 @@ def test_bundled_files_are_small_and_match_their_cards() -> None:
     assert set(info) == {"landmarks", "detector"}
     total = 0
     for task, card in info.items():
-        path = hub.resolve_model("default", task)
+        # the card's file by its bundled name (the detector card describes facemark's own
+        # detector, detector.pt, bundled as "facemark"; "default" is now YuNet)
+        name = next(alias for alias, file in hub.BUNDLED[task].items() if file == card["file"])
+        path = hub.resolve_model(name, task)
         assert path == WEIGHTS / card["file"]
         assert path.stat().st_size == card["bytes"] and sha256_file(path) == card["sha256"]
         data = load_checkpoint(path, task=task)
@@ -44,6 +47,7 @@ def test_bundled_files_are_small_and_match_their_cards() -> None:
         assert floats and all(str(v.dtype) == "torch.float16" for v in floats)
         total += card["bytes"]
     assert total <= 10 * 2**20
+    assert sum(p.stat().st_size for p in WEIGHTS.glob("*.pt")) <= 10 * 2**20  # every file
 
 
 def test_default_models_load_and_run() -> None:
@@ -53,8 +57,9 @@ def test_default_models_load_and_run() -> None:
     kps, conf = landmarker.predict(image, np.array([[30.0, 30.0, 130.0, 130.0]]))
     assert kps.shape == (1, 68, 2) and conf.shape == (1, 68) and np.isfinite(kps).all()
     assert ((conf >= 0) & (conf <= 1)).all()
-    boxes, scores = facemark.load_detector("default").detect(image)
-    assert boxes.shape[1:] == (4,) and scores.shape == (len(boxes),)
+    for name in ("default", "facemark"):  # YuNet, and facemark's own detector
+        found = facemark.load_detector(name).detect(image)
+        assert found.boxes.shape[1:] == (4,) and found.scores.shape == (len(found.boxes),)
 
 
 def test_annotate_works_with_no_model_flags(tmp_path: Path) -> None:

@@ -8,22 +8,23 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from facemark import boxes as boxes_mod
 from facemark import detection, transforms
+from facemark.boxes import GREY, box_iou, letterbox, map_boxes, nms
 from facemark.checkpoint import load_checkpoint, save_checkpoint
 from facemark.dataset import FaceSet
 from facemark.detection import (
-    DetectorDataset,
-    FaceDetector,
-    box_iou,
     decode,
     detection_metrics,
     encode_targets,
     ltrb_to_raw,
     match_detections,
-    nms,
 )
-from facemark.detector_data import GREY, CanvasSynthesizer, SynthConfig, letterbox, map_boxes
+from facemark.detector_data import CanvasSynthesizer, SynthConfig
+from facemark.detectors import Detections, DetectorConfig
+from facemark.detectors.facemark import FacemarkDetector
 from facemark.errors import CheckpointError, UsageError
+from facemark.tasks.detector import DetectorDataset, DetectorTask
 from synthetic import install_synthetic_dataset, random_keypoints
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -243,69 +244,81 @@ def test_letterbox_maps_pixels() -> None:
 
 
 @pytest.fixture
-def detector() -> FaceDetector:
+def detector() -> FacemarkDetector:
     """An untrained network whose heatmap sits around 0.5, so thresholds cut both ways."""
     torch.manual_seed(0)
     model = detection.build_detector(width=0.25)
     torch.nn.init.zeros_(model.heat[-1].bias)
-    return FaceDetector(model, input_size=64)
+    return FacemarkDetector(model, input_size=64)
 
 
-def test_detect_on_blank_image_is_empty_arrays(detector: FaceDetector) -> None:
-    boxes, scores = detector.detect(np.zeros((50, 70, 3), np.uint8), threshold=1.0)
+def _with(detector: FacemarkDetector, **options) -> FacemarkDetector:
+    """The same network with other detection options (they are the detector's config now)."""
+    return FacemarkDetector(detector.model, detector.input_size, config=DetectorConfig(**options))
+
+
+def test_detect_on_blank_image_is_empty_arrays(detector: FacemarkDetector) -> None:
+    found = _with(detector, threshold=1.0).detect(np.zeros((50, 70, 3), np.uint8))
+    boxes, scores = found.boxes, found.scores
     assert boxes.shape == (0, 4) and boxes.dtype == np.float32
     assert scores.shape == (0,) and scores.dtype == np.float32
 
 
-def test_detect_shapes_order_and_limits(detector: FaceDetector) -> None:
+def test_detect_shapes_order_and_limits(detector: FacemarkDetector) -> None:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, size=(120, 90, 3), dtype=np.uint8)
-    boxes, scores = detector.detect(image, threshold=0.0, min_face=0)
+    everything = _with(detector, threshold=0.0, min_face=0)
+    found = everything.detect(image)
+    boxes, scores = found.boxes, found.scores
     assert len(boxes) > 3 and boxes.shape == (len(scores), 4)
     assert (np.diff(scores) <= 0).all()
-    assert box_iou(boxes, boxes)[np.triu_indices(len(boxes), 1)].max() <= detection.NMS_IOU + 1e-6
-    top, _ = detector.detect(image, threshold=0.0, min_face=0, max_faces=2)
+    assert box_iou(boxes, boxes)[np.triu_indices(len(boxes), 1)].max() <= boxes_mod.NMS_IOU + 1e-6
+    top = _with(detector, threshold=0.0, min_face=0, max_faces=2).detect(image).boxes
     np.testing.assert_array_equal(top, boxes[:2])
-    wide = detector.detect(image, threshold=0.0, min_face=30)[0]
+    wide = _with(detector, threshold=0.0, min_face=30).detect(image).boxes
     assert ((wide[:, 2] - wide[:, 0]) >= 30).all()
     # grayscale, RGBA and PIL inputs are accepted and give the same answer
     gray = image[..., 0]
     np.testing.assert_array_equal(
-        detector.detect(gray, 0.0, 0)[0],
-        detector.detect(np.repeat(gray[..., None], 3, 2), 0.0, 0)[0],
+        everything.detect(gray).boxes,
+        everything.detect(np.repeat(gray[..., None], 3, 2)).boxes,
     )
     rgba = np.concatenate([image, np.full((120, 90, 1), 255, np.uint8)], axis=2)
-    np.testing.assert_array_equal(detector.detect(rgba, 0.0, 0)[0], boxes)
-    np.testing.assert_array_equal(detector.detect(Image.fromarray(image), 0.0, 0)[0], boxes)
+    np.testing.assert_array_equal(everything.detect(rgba).boxes, boxes)
+    np.testing.assert_array_equal(everything.detect(Image.fromarray(image)).boxes, boxes)
     with pytest.raises(UsageError):
         detector.detect(image.astype(np.float32))
     with pytest.raises(UsageError):
-        detector.detect(image, threshold=1.5)
+        _with(detector, threshold=1.5)
 
 
-def test_detect_batch_agrees_with_detect(detector: FaceDetector) -> None:
+def test_detect_batch_agrees_with_detect(detector: FacemarkDetector) -> None:
     rng = np.random.default_rng(1)
     images = [
         rng.integers(0, 256, size=s, dtype=np.uint8)
         for s in [(60, 80, 3), (120, 160, 3), (30, 40, 3)]
     ]
-    cut = float(np.median(detector.detect(images[0], threshold=0.0, min_face=0)[1]))
-    batch = detector.detect_batch(images, threshold=cut, min_face=0)
+    cut = float(np.median(_with(detector, threshold=0.0, min_face=0).detect(images[0]).scores))
+    at_cut = _with(detector, threshold=cut, min_face=0)
+    batch = at_cut.detect_batch(images)
     assert len(batch) == 3
-    for image, (boxes, scores) in zip(images, batch, strict=True):
-        single_boxes, single_scores = detector.detect(image, threshold=cut, min_face=0)
-        assert len(single_boxes) == len(boxes) > 0
-        np.testing.assert_allclose(boxes, single_boxes, atol=1e-3)
-        np.testing.assert_allclose(scores, single_scores, atol=1e-5)
+    for image, found in zip(images, batch, strict=True):
+        single = at_cut.detect(image)
+        assert len(single.boxes) == len(found.boxes) > 0
+        np.testing.assert_allclose(found.boxes, single.boxes, atol=1e-3)
+        np.testing.assert_allclose(found.scores, single.scores, atol=1e-5)
     assert detector.detect_batch([]) == []
 
 
-def test_boxes_come_back_in_image_pixels(detector: FaceDetector) -> None:
+def test_boxes_come_back_in_image_pixels() -> None:
     """Letterbox and its inverse: a box in network pixels maps back to the same image box."""
     _, M = letterbox(np.zeros((300, 500, 3), np.uint8), 64)
     box = np.array([[120.0, 80.0, 220.0, 210.0]], np.float32)
-    back, _ = FaceDetector._finish(map_boxes(box, M), np.array([0.9], np.float32), M, 0, None)
-    np.testing.assert_allclose(back, box, atol=1e-3)
+    boxes, scores = map_boxes(box, M), np.array([0.9], np.float32)
+    keep = nms(boxes, scores)  # what FacemarkDetector.detect_batch does with decoded boxes
+    back = Detections(map_boxes(boxes[keep], transforms.invert_affine(M)), scores[keep])
+    back = back.finish(DetectorConfig(min_face=0))
+    np.testing.assert_allclose(back.boxes, box, atol=1e-3)
 
 
 # ------------------------------------------------------------------- checkpoints and training
@@ -317,12 +330,12 @@ def test_detector_refuses_a_landmark_checkpoint(tmp_path) -> None:
         {"task": "landmarks", "arch": "heatmap", "arch_kwargs": {}, "state_dict": {}},
     )
     with pytest.raises(CheckpointError, match="landmarks model, not a detector"):
-        FaceDetector.from_checkpoint(path)
+        FacemarkDetector.from_checkpoint(path)
     data = torch.load(path, weights_only=True)
-    with pytest.raises(CheckpointError, match="landmarks model, not a face detector"):
-        FaceDetector.from_checkpoint(data)
+    with pytest.raises(CheckpointError, match="landmarks model, not a detector"):
+        FacemarkDetector.from_checkpoint(data)
     with pytest.raises(CheckpointError, match="not found"):
-        FaceDetector.from_checkpoint(tmp_path / "missing.pt")
+        FacemarkDetector.from_checkpoint(tmp_path / "missing.pt")
 
 
 def _train_args(root, img_size: int, name: str) -> list[str]:
@@ -345,10 +358,10 @@ def test_train_detector_cli_smoke(tmp_path) -> None:
     data = load_checkpoint(best, task="detector")
     assert data["img_size"] == 64 and data["arch"] == "facedet"
     assert {"miss_rate", "ap50", "recall", "frame_recall", "score_offset"} <= set(data["metrics"])
-    det = FaceDetector.from_checkpoint(best)
+    det = FacemarkDetector.from_checkpoint(best, config=DetectorConfig(threshold=0.0))
     assert det.input_size == 64 and np.isfinite(det.score_offset)
-    boxes, scores = det.detect(np.asarray(Image.new("RGB", (96, 80), (90, 120, 60))), threshold=0.0)
-    assert boxes.shape == (len(scores), 4)
+    found = det.detect(np.asarray(Image.new("RGB", (96, 80), (90, 120, 60))))
+    assert found.boxes.shape == (len(found.scores), 4)
     bad = CliRunner().invoke(app, _train_args(root, 100, "bad"))
     assert bad.exit_code == 2 and "multiple of 32" in bad.output
     bad = CliRunner().invoke(app, [*_train_args(root, 64, "bad"), "--arch", "heatmap"])
@@ -368,7 +381,7 @@ def test_validation_calibrates_the_default_threshold() -> None:
             heat = torch.where(batch["heatmap"] >= 1, low, -9.0)
             return heat, ltrb_to_raw(batch["box_target"])
 
-    metrics = detection.DetectorTask().validate(Oracle(), [batch], "cpu")
+    metrics = DetectorTask().validate(Oracle(), [batch], "cpu")
     assert metrics["recall"] == pytest.approx(1.0) and metrics["fp_per_image"] == 0.0
     assert metrics["frame_recall"] == pytest.approx(1.0) and metrics["miss_rate"] == 0.0
     assert metrics["score_offset"] == pytest.approx(low, abs=1e-4)

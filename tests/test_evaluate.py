@@ -8,58 +8,66 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from facemark import evaluate, metrics, transforms
 from facemark.cli import app
 from facemark.dataset import FaceSet, load_labeled_folder
+from facemark.detectors import Detections, Detector
+from facemark.landmarker import Landmarker
+from facemark.pipeline import FaceMarker
 from synthetic import make_dataset_tree
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPORT_FILES = {"ced.png", "per_image.csv", "worst.png", "summary.json"}
 
 
-class StubModel:
-    """Predicts the true points of the frame plus a fixed offset; optionally batched."""
+def _frame_index(faces: FaceSet, pixels: np.ndarray) -> int:
+    """Which frame of ``faces`` these pixels are (the pipeline passes copies, not the arrays)."""
+    return next(i for i, im in enumerate(faces.images) if np.array_equal(im, pixels))
+
+
+class StubModel(Landmarker):
+    """Predicts the true points of the frame plus a fixed offset; records each call's batch."""
 
     def __init__(self, faces: FaceSet, offset=(0.0, 0.0), name: str = "stub") -> None:
+        super().__init__(torch.nn.Identity(), 64, info={"run_name": name})
         self.faces, self.offset, self.name = faces, np.asarray(offset, dtype=np.float64), name
         self.calls: list[int] = []
 
-    def _truth(self, image: np.ndarray) -> np.ndarray:
-        index = next(i for i, im in enumerate(self.faces.images) if im is image)
+    def _truth(self, pixels: np.ndarray) -> np.ndarray:
+        index = _frame_index(self.faces, pixels)
         return self.faces.keypoints[index].astype(np.float64) + self.offset
 
-    def predict(self, image, boxes, flip=False):
-        boxes = np.asarray(boxes).reshape(-1, 4)
-        self.calls.append(len(boxes))
-        kps = np.repeat(self._truth(image)[None], len(boxes), axis=0)
-        return kps, np.ones(kps.shape[:2])
+    def predict_photos(self, photos, boxes, flip=False):
+        self.calls.append(len(photos))
+        out = []
+        for photo, b in zip(photos, boxes, strict=True):
+            kps = np.repeat(self._truth(photo.array())[None], len(b), axis=0)
+            out.append((kps, np.ones(kps.shape[:2])))
+        return out
 
 
-class BatchedStub(StubModel):
-    def predict_batch(self, images, boxes, flip=False):
-        self.calls.append(len(images))
-        return [self.predict_one(im, b) for im, b in zip(images, boxes, strict=True)]
-
-    def predict_one(self, image, boxes):
-        kps = np.repeat(self._truth(image)[None], len(boxes), axis=0)
-        return kps, np.ones(kps.shape[:2])
-
-
-class StubDetector:
+class StubDetector(Detector):
     """Finds every face except the frames named in ``miss`` (it reports a box beside them)."""
 
+    name = "stub"
+
     def __init__(self, faces: FaceSet, miss: set[str]) -> None:
+        super().__init__()
         self.faces, self.miss = faces, miss
 
-    def detect(self, image, threshold=0.5, **kwargs):
-        i = next(k for k, im in enumerate(self.faces.images) if im is image)
-        box = transforms.face_box_from_keypoints(self.faces.keypoints[i])
-        if self.faces.names[i] in self.miss:
-            box = box + np.array([500, 500, 500, 500], dtype=np.float32)  # nowhere near the face
-        return box[None], np.array([0.9])
+    def detect_batch(self, images, names=None):
+        out = []
+        for image in images:
+            i = _frame_index(self.faces, image)
+            box = transforms.face_box_from_keypoints(self.faces.keypoints[i])
+            if self.faces.names[i] in self.miss:
+                box = box + np.array([500, 500, 500, 500], dtype=np.float32)  # nowhere near
+            out.append(Detections(box[None].astype(np.float32), np.array([0.9], np.float32)))
+        return out
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +103,9 @@ def test_known_offset_gives_known_nme(faces) -> None:
     assert out["fr_10"] == pytest.approx(np.mean(5.0 / io > 0.10))
 
 
-def test_batched_and_single_image_models_agree(faces) -> None:
-    single, batched = StubModel(faces, (1.0, -2.0)), BatchedStub(faces, (1.0, -2.0))
-    a = evaluate.evaluate_model(single, faces=faces, timing=False)
+def test_batched_and_single_image_calls_agree(faces) -> None:
+    single, batched = StubModel(faces, (1.0, -2.0)), StubModel(faces, (1.0, -2.0))
+    a = evaluate.evaluate_model(single, faces=faces, timing=False, batch_size=1)
     b = evaluate.evaluate_model(batched, faces=faces, timing=False, batch_size=4)
     assert a["nme_io"] == pytest.approx(b["nme_io"])
     assert single.calls == [1] * 6 and batched.calls == [4, 2]
@@ -131,8 +139,11 @@ def test_match_detection_picks_best_box_around_the_centroid() -> None:
 
 
 def test_timing_reports_both_batch_sizes(faces) -> None:
-    model = BatchedStub(faces)
-    ms = evaluate.time_inference(model, faces.images, faces.boxes(), min_seconds=0.0, min_repeats=2)
+    model = StubModel(faces)
+    marker = FaceMarker(None, model)
+    ms = evaluate.time_inference(
+        marker, faces.images, faces.boxes(), min_seconds=0.0, min_repeats=2
+    )
     assert set(ms) == {1, 32} and all(v > 0 for v in ms.values())
     assert 32 in model.calls  # a real batch of 32 crops went through
 
@@ -308,20 +319,21 @@ def test_cli_detect_mode_counts_frames_without_detection(tiny_landmark_checkpoin
     assert row["nme_io"] is None and row["fr_10"] == 1.0 and row["auc_10"] == 0.0
 
 
-class MeanShapeModel:
+class MeanShapeModel(Landmarker):
     """Places the mean shape in the box; ``config`` is what a training run would record."""
 
     def __init__(self, name: str, config: dict) -> None:
+        super().__init__(torch.nn.Identity(), 64, info={"run_name": name, "config": config})
         self.name, self.config = name, config
 
-    def predict(self, image, boxes, flip=False):
+    def predict_crops(self, crops, flip=False):
         from facemark.shape import MEAN_SHAPE
 
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-        scale = (boxes[:, 2] - boxes[:, 0]) / 1.8
-        kps = MEAN_SHAPE[None] * scale[:, None, None] + centre[:, None]
-        return kps, np.ones(kps.shape[:2])
+        # in crop pixels: the box is centred, its side img_size / CROP_SCALE
+        side = self.img_size / transforms.CROP_SCALE
+        kps = (self.img_size - 1) / 2 + MEAN_SHAPE * side / 1.8
+        kps = np.repeat(kps[None].astype(np.float32), len(crops), axis=0)
+        return kps, np.ones(kps.shape[:2], np.float32)
 
 
 def test_val_split_follows_each_models_training_config(tmp_path) -> None:

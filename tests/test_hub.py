@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from facemark import checkpoint, download, hub, paths
+from facemark import checkpoint, devices, download, hub, paths
 from facemark.cli import app
 from facemark.errors import CheckpointError, DataError, NetworkError, UsageError
 from facemark.files import sha256_file
@@ -49,9 +49,11 @@ def test_default_and_bundled_names(bundled: Path) -> None:
         hub.resolve_model("default", "landmarks")
     fake_checkpoint(bundled / "landmarks.pt")
     fake_checkpoint(bundled / "detector.pt", task="detector")
+    fake_checkpoint(bundled / "yunet_n.pt", task="detector")
     fake_checkpoint(bundled / "landmarks-small.pt")
     assert hub.resolve_model("default", "landmarks") == bundled / "landmarks.pt"
-    assert hub.resolve_model("default", "detector") == bundled / "detector.pt"
+    assert hub.resolve_model("default", "detector") == bundled / "yunet_n.pt"
+    assert hub.resolve_model("facemark", "detector") == bundled / "detector.pt"
     assert hub.resolve_model("landmarks-small", "landmarks") == bundled / "landmarks-small.pt"
 
 
@@ -82,18 +84,23 @@ def test_load_model_checks_the_task(bundled: Path) -> None:
     fake_checkpoint(bundled / "landmarks.pt", task="detector")
     with pytest.raises(CheckpointError, match="detector model, not a landmarks model"):
         checkpoint.load_checkpoint(hub.resolve_model("default"), task="landmarks")
-    sentinel = type("Loaded", (), {"predict": lambda *a: None})()
-    assert hub.load_model(sentinel) is sentinel  # loaded objects pass straight through
+    from facemark.landmarker import Landmarker
+
+    sentinel = Landmarker(torch.nn.Identity(), 64)
+    assert hub.load_model(sentinel) is sentinel  # loaded models pass straight through
+    duck = type("Loaded", (), {"predict": lambda *a: None})()
+    with pytest.raises(UsageError):  # only Landmarkers do: no duck typing
+        hub.load_model(duck)
 
 
 def test_resolve_device() -> None:
-    assert hub.resolve_device("cpu") == "cpu"
-    assert hub.resolve_device("auto") in ("cpu", "cuda")
+    assert devices.resolve_device("cpu") == "cpu"
+    assert devices.resolve_device("auto") in ("cpu", "cuda")
     with pytest.raises(UsageError, match="unknown device"):
-        hub.resolve_device("gpu0")
+        devices.resolve_device("gpu0")
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="no CUDA GPU"):
-            hub.resolve_device("cuda")
+            devices.resolve_device("cuda")
 
 
 # --------------------------------------------------------------------------- URLs
@@ -169,16 +176,20 @@ def test_list_models_and_cli(bundled: Path) -> None:
     (paths.runs_dir() / "broken").mkdir()
     (paths.runs_dir() / "broken" / "best.pt").write_bytes(b"half a checkpoint")
     entries = hub.list_models()
+    damaged = [(e["name"], e["damaged"]) for e in entries if e["damaged"]]
+    assert damaged == [("broken", "unreadable best.pt")]  # listed as damaged, not hidden
+    entries = [e for e in entries if not e["damaged"]]
     summary = [(e["name"], e["task"], e["source"], e["metric"], e["value"]) for e in entries]
     assert summary == [
-        ("default", "detector", "bundled", "miss_rate", 0.02),
+        ("facemark", "detector", "bundled", "miss_rate", 0.02),  # detector.pt: facemark's own
         ("default", "landmarks", "bundled", "nme_io", 0.041),
         ("exp1", "landmarks", "run", "nme_io", 0.06),
     ]
     runner = CliRunner()
     result = runner.invoke(app, ["models", "--json"])
     assert result.exit_code == 0, result.output
-    assert [e["name"] for e in json.loads(result.output)] == ["default", "default", "exp1"]
+    listed = [e["name"] for e in json.loads(result.output)]
+    assert listed == ["facemark", "default", "broken", "exp1"]
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0 and "exp1" in result.output and "0.0410" in result.output
 
@@ -193,12 +204,14 @@ def test_load_real_tiny_models_by_path_and_run_name(
     import facemark
 
     shutil.copytree(tiny_detector_checkpoint.parent, paths.runs_dir() / "det")
-    detector = facemark.load_detector("det")
+    from facemark.detectors.facemark import FacemarkDetector
+
+    detector = facemark.load_detector("det", config=facemark.DetectorConfig(threshold=0.0))
     landmarker = facemark.load_model(str(tiny_landmark_checkpoint))
-    assert isinstance(detector, facemark.FaceDetector)
+    assert isinstance(detector, facemark.Detector) and isinstance(detector, FacemarkDetector)
     assert isinstance(landmarker, facemark.Landmarker)
     image = np.full((96, 128, 3), 120, np.uint8)
-    boxes, scores = detector.detect(image, threshold=0.0)
+    boxes = detector.detect(image).boxes
     kps, conf = landmarker.predict(image, np.array([[30.0, 20, 90, 80]]))
     assert boxes.shape[1:] == (4,) and kps.shape == (1, 68, 2) and conf.shape == (1, 68)
     with pytest.raises(CheckpointError):

@@ -30,26 +30,29 @@ import csv
 import functools
 import glob
 import hashlib
-import inspect
 import json
 import os
-import sys
 import time
-import types
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path, PurePath
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
+from facemark.detectors.base import DetectorConfig
 from facemark.errors import DataError, UsageError
 from facemark.files import atomic_write
+from facemark.images import DECODE_SIDE, Photo
 from facemark.shape import LABEL_ORIGIN, NUM_POINTS
+
+if TYPE_CHECKING:  # the pipeline imports torch: loaded when a run starts, not with the CLI
+    from facemark.pipeline import Face, FaceMarker
+
 
 #: What a folder scan picks up (case-insensitive).  Files named explicitly are tried whatever
 #: their suffix: Pillow recognises formats by content.
@@ -230,66 +233,18 @@ def select_shard(items: Sequence[InputImage], shard: tuple[int, int] | None) -> 
 # --------------------------------------------------------------------------- decoding
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode a photo as RGB uint8 ``(H, W, 3)``, oriented as a viewer shows it.
-
-    Unlike the dataset reader this accepts what users' photo folders hold: EXIF rotations,
-    16-bit grayscale/colour (scaled, not clipped), palette and transparent images (composited
-    on white, as a viewer would show them).  A truncated file raises instead of being padded
-    with grey.  Every failure is a :class:`DataError` naming the file.
-    """
-    try:
-        with Image.open(path) as im:
-            im.load()  # decode fully now: truncation must fail here, not while drawing
-            return _to_rgb8(_oriented(im))
-    except FileNotFoundError:
-        raise DataError(f"cannot read {path}: file not found") from None
-    except Image.DecompressionBombError:
-        raise DataError(f"cannot read {path}: image too large (decompression bomb guard)") from None
-    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, Image.UnidentifiedImageError):
-            reason = "not an image Pillow can read"
-        raise DataError(f"cannot read {path}: {reason}") from None
-
-
-def _oriented(im: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation; a malformed EXIF block leaves the pixels as stored."""
-    try:
-        return ImageOps.exif_transpose(im)
-    except Exception:  # broken metadata is no reason to lose the photo
-        return im
-
-
-def _to_rgb8(im: Image.Image) -> np.ndarray:
-    if im.mode == "RGB":
-        return np.asarray(im)
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        # Pillow's own conversion clips 16-bit values at 255, turning a photo white.
-        gray = np.asarray(im).astype(np.float64)
-        peak = 65535.0 if im.mode.startswith("I;16") else float(gray.max(initial=0.0))
-        scale = 1.0 if peak <= 255.0 else 65535.0 if peak <= 65535.0 else peak
-        if im.mode == "F" and 0.0 < peak <= 1.0:
-            scale = 1.0 / 255.0
-        gray8 = np.clip(np.rint(gray * (255.0 / scale)), 0, 255).astype(np.uint8)
-        return np.repeat(gray8[:, :, None], 3, axis=2)
-    if "A" in im.mode or "a" in im.mode or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        if rgba.getextrema()[3][0] < 255:
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            rgba = Image.alpha_composite(white, rgba)
-        return np.asarray(rgba.convert("RGB"))
-    return np.asarray(im.convert("RGB"))
-
-
 def _decoded(
-    items: Iterable[InputImage], lookahead: int
-) -> Iterator[tuple[InputImage, np.ndarray | str]]:
-    """Images decoded in background threads, yielded in order: the array or why it failed."""
+    items: Iterable[InputImage], lookahead: int, min_side: int
+) -> Iterator[tuple[InputImage, Photo | str]]:
+    """Photos decoded in background threads, yielded in order: the photo or why it failed.
 
-    def read(item: InputImage) -> np.ndarray | str:
+    ``min_side`` 0 decodes in full (annotated copies need every pixel); otherwise JPEGs are
+    decoded only as large as detection needs, and finer when a face needs it.
+    """
+
+    def read(item: InputImage) -> Photo | str:
         try:
-            return load_image(item.path)
+            return Photo.open(item.path, min_side=min_side)
         except DataError as exc:
             return str(exc).removeprefix(f"cannot read {item.path}: ")
 
@@ -311,194 +266,120 @@ def _decoded(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-# --------------------------------------------------------------------------- inference
+# --------------------------------------------------------------------------- settings
 
 
 @dataclass(frozen=True)
-class Settings:
-    """How faces are found and marked; the same for every image of a run."""
+class AnnotateConfig:
+    """Every option of an annotate run, declared once (``facemark annotate --help`` shows
+    these defaults).  Detector options (threshold, min_face, max_faces, det_size) are in
+    ``detection``."""
 
-    threshold: float = 0.5
-    min_face: float = 24
-    max_faces: int | None = None
-    flip: bool = False
+    #: Landmark model: ``default``, a run, a checkpoint, an https URL, or a loaded Landmarker.
+    model: Any = "default"
+    #: Face detector: ``default``, ``yunet_s``, ``facemark``, ``boxes:FILE``, a run, a
+    #: checkpoint, an https URL, or a loaded Detector.
+    detector: Any = "default"
+    #: cpu, cuda, cuda:N or auto.
+    device: str = "cpu"
+    #: Also search the folders' subfolders.
+    recursive: bool = False
+    #: Images per network call.
     batch_size: int = 8
-    det_size: int | None = None  #: detector input size; None: the size it was trained at
+    #: Average with the mirrored image's keypoints (slower, a bit more accurate).
+    flip: bool = False
+    #: Write an annotated copy of each image.
+    draw: bool = True
+    #: Also draw each face's box and score on the copies.
+    boxes: bool = False
+    #: Also write annotations.csv (dataset format, one row per face).
+    csv: bool = False
+    #: Also write one iBUG .pts file per face.
+    pts: bool = False
+    #: Resume: skip images already in the output's annotations*.jsonl.
+    skip_existing: bool = False
+    #: Process only shard I of N (1-based) of the inputs, e.g. "2/4".
+    shard: str | tuple[int, int] | None = None
+    detection: DetectorConfig = field(default_factory=DetectorConfig)
 
     def check(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
-            raise UsageError(f"--threshold must be between 0 and 1 (got {self.threshold})")
-        if self.min_face < 0:
-            raise UsageError(f"--min-face must be >= 0 pixels (got {self.min_face})")
-        if self.max_faces is not None and self.max_faces < 1:
-            raise UsageError(f"--max-faces must be >= 1 (got {self.max_faces})")
-        if self.det_size is not None and (self.det_size < 32 or self.det_size % 32):
-            raise UsageError(f"--det-size must be a multiple of 32 (got {self.det_size})")
+        self.detection.check()
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be >= 1 (got {self.batch_size})")
+        parse_shard(self.shard)
 
-
-@dataclass
-class Faces:
-    """Everything found in one image, in image pixels."""
-
-    boxes: np.ndarray  # (F, 4)
-    scores: np.ndarray  # (F,)
-    keypoints: np.ndarray  # (F, 68, 2)
-    confidence: np.ndarray  # (F, 68)
-
-
-def find_faces(
-    images: Sequence[np.ndarray], detector: Any, landmarker: Any, settings: Settings
-) -> list[Faces]:
-    """Detect faces in a batch of images, then place keypoints on all of them.
-
-    The detector sees the whole batch in one forward pass (``detect_batch``); the landmark
-    model sees every face of the batch in one pass (``Landmarker.crops``/``predict_crops``).
-    Objects without those methods get one ``detect``/``predict`` call per image, so any
-    detector/landmarker-like object works.
-    """
-    kwargs = {
-        "threshold": settings.threshold,
-        "min_face": settings.min_face,
-        "max_faces": settings.max_faces,
-    }
-    if settings.det_size is not None:
-        kwargs["input_size"] = settings.det_size
-    if hasattr(detector, "detect_batch"):
-        detections = detector.detect_batch(list(images), **kwargs)
-    else:
-        detections = [detector.detect(image, **kwargs) for image in images]
-    boxes = [np.asarray(b, dtype=np.float64).reshape(-1, 4) for b, _ in detections]
-    scores = [np.asarray(s, dtype=np.float64).reshape(-1) for _, s in detections]
-    marks = _landmarks(images, boxes, landmarker, settings.flip)
-    return [
-        Faces(
-            boxes[i],
-            scores[i],
-            np.asarray(kps, dtype=np.float64).reshape(-1, NUM_POINTS, 2),
-            np.asarray(conf, dtype=np.float64).reshape(-1, NUM_POINTS),
+    @classmethod
+    def from_options(cls, config: AnnotateConfig | None = None, **options: Any) -> AnnotateConfig:
+        """``config`` (or the defaults) with ``options`` replaced: any field of this class or
+        of :class:`DetectorConfig`; an unknown name is a UsageError."""
+        config = config or cls()
+        own = {f.name for f in fields(cls)}
+        det = {f.name for f in fields(DetectorConfig)}
+        unknown = sorted(set(options) - own - det)
+        if unknown:
+            raise UsageError(f"unknown annotate option(s): {', '.join(unknown)}")
+        detection = replace(config.detection, **{k: v for k, v in options.items() if k in det})
+        return replace(
+            config, detection=detection, **{k: v for k, v in options.items() if k in own}
         )
-        for i, (kps, conf) in enumerate(marks)
-    ]
 
 
-def _landmarks(
-    images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], landmarker: Any, flip: bool
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(keypoints, confidence)`` per image, in image pixels; empty arrays for no face."""
-    if not (hasattr(landmarker, "crops") and hasattr(landmarker, "predict_crops")):
-        return [
-            landmarker.predict(image, b, flip=flip) if len(b) else _no_marks()
-            for image, b in zip(images, boxes, strict=True)
-        ]
-    from facemark.transforms import apply_affine, invert_affine
+def _marker(config: AnnotateConfig) -> FaceMarker:
+    """The FaceMarker of a run; loaded ones are reused across calls (see :func:`_cached`)."""
+    from facemark.pipeline import FaceMarker
 
-    per_image = [landmarker.crops(image, b) for image, b in zip(images, boxes, strict=True)]
-    crops = np.concatenate([c for c, _ in per_image])
-    if not len(crops):
-        return [_no_marks() for _ in images]
-    kps_all, conf_all = landmarker.predict_crops(crops, flip)
-    out, start = [], 0
-    for _, matrices in per_image:
-        stop = start + len(matrices)
-        kps = kps_all[start:stop].astype(np.float64)
-        for j, M in enumerate(matrices):
-            kps[j] = apply_affine(kps[j], invert_affine(M))
-        out.append((kps, conf_all[start:stop]))
-        start = stop
-    return out
+    specs = (config.detector, config.model)
+    if all(isinstance(s, (str, os.PathLike)) for s in specs):
+        keys = tuple(
+            _file_key(s, task) for s, task in zip(specs, ("detector", "landmarks"), strict=True)
+        )
+        return _cached(keys, config.device, config.flip, config.detection)
+    return FaceMarker(
+        config.detector, config.model, config.device, config.flip, **asdict(config.detection)
+    )
 
 
-def _no_marks() -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros((0, NUM_POINTS, 2)), np.zeros((0, NUM_POINTS))
-
-
-def make_record(image: str | None, width: int, height: int, faces: Faces) -> dict[str, Any]:
-    """The JSONL record of one image (coordinates to 2 decimals, scores to 4)."""
-    return {
-        "image": image,
-        "width": int(width),
-        "height": int(height),
-        "faces": [
-            {
-                "box": np.round(faces.boxes[k], 2).tolist(),
-                "score": round(float(faces.scores[k]), 4),
-                "keypoints": np.round(faces.keypoints[k], 2).tolist(),
-                "confidence": np.round(faces.confidence[k], 4).tolist(),
-            }
-            for k in range(len(faces.boxes))
-        ],
-    }
-
-
-def annotate_image(
-    image: np.ndarray | Image.Image | str | os.PathLike,
-    *,
-    model: Any = "default",
-    detector: Any = "default",
-    device: str | None = "cpu",
-    threshold: float = 0.5,
-    min_face: float = 24,
-    max_faces: int | None = None,
-    flip: bool = False,
-) -> dict[str, Any]:
-    """One image (array, PIL image or path) -> its record; writes nothing.
-
-    For a loop over images already in memory; pass loaded models (``facemark.load_model()``,
-    ``facemark.load_detector()``) or rely on the per-process cache of loaded specs.
-    """
-    name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
-    if name is not None:
-        array = load_image(name)
-    elif isinstance(image, Image.Image):
-        array = _to_rgb8(image)
-    else:
-        array = np.asarray(image)
-        if array.ndim == 2:
-            array = np.repeat(array[:, :, None], 3, axis=2)
-        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-            raise UsageError(
-                f"expected an RGB uint8 (H, W, 3) image, got {array.dtype} {array.shape}"
-            )
-    settings = Settings(threshold, min_face, max_faces, flip)
-    settings.check()
-    det, mark = _models(model, detector, device)
-    faces = find_faces([array], det, mark, settings)[0]
-    return make_record(name, array.shape[1], array.shape[0], faces)
-
-
-def _models(model: Any, detector: Any, device: str | None) -> tuple[Any, Any]:
-    """(detector, landmarker) from specs or checkpoint dicts; loaded objects pass through."""
+def _file_key(spec: str | os.PathLike, task: str) -> tuple[str, int]:
+    """(file, mtime) a spec resolves to: a file that changed since (a run that saved a
+    better best.pt) is loaded again."""
     from facemark import hub
+    from facemark.detectors.boxes import PREFIX
 
-    device = hub.resolve_device(device)
-
-    def load(spec: Any, task: str) -> Any:
-        if isinstance(spec, (str, os.PathLike)):
-            return _load_cached(spec, device, task)
-        if isinstance(spec, Mapping):
-            return (hub.load_detector if task == "detector" else hub.load_model)(spec, device)
-        return spec
-
-    return load(detector, "detector"), load(model, "landmarks")
-
-
-def _load_cached(spec: str | os.PathLike, device: str, task: str) -> Any:
-    """Loaded models by checkpoint file, so calling ``annotate`` in a loop does not reload
-    them; a file that changed since (a run that saved a better ``best.pt``) is reloaded."""
-    from facemark import hub
-
+    text = os.fspath(spec)
+    if task == "detector" and (text.startswith(PREFIX) or text.lower().endswith((".json", ".csv"))):
+        path = Path(text.removeprefix(PREFIX))
+        return f"{PREFIX}{path.resolve()}", path.stat().st_mtime_ns if path.is_file() else 0
     path = hub.resolve_model(spec, task)
-    return _load_file(str(path.resolve()), path.stat().st_mtime_ns, device, task)
+    return str(path.resolve()), path.stat().st_mtime_ns
 
 
 @functools.lru_cache(maxsize=4)
-def _load_file(path: str, mtime_ns: int, device: str, task: str) -> Any:
-    from facemark import hub
+def _cached(
+    keys: tuple[tuple[str, int], tuple[str, int]],
+    device: str,
+    flip: bool,
+    detection: DetectorConfig,
+) -> FaceMarker:
+    from facemark.pipeline import FaceMarker
 
-    loader = hub.load_detector if task == "detector" else hub.load_model
-    return loader(Path(path), device)
+    (detector, _), (model, _) = keys
+    return FaceMarker(detector, Path(model), device, flip, **asdict(detection))
+
+
+def make_record(
+    image: str | None,
+    width: int,
+    height: int,
+    faces: Sequence[Face],
+    detector: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSONL record of one image; ``detector`` (name and version) says what found the
+    faces, so outputs of different runs can be compared."""
+    record: dict[str, Any] = {"image": image, "width": int(width), "height": int(height)}
+    if detector is not None:
+        record["detector"] = detector
+    record["faces"] = [face.to_dict() for face in faces]
+    return record
 
 
 # --------------------------------------------------------------------------- outputs
@@ -595,6 +476,19 @@ def draw_overlay(image: np.ndarray, record: dict[str, Any], boxes: bool = False)
     return picture
 
 
+#: ``os.write``, named so a test can fill the disk.
+_os_write = os.write
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """An OS error while writing ``path`` as one line that names the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def _save_image(picture: Image.Image, path: Path) -> None:
     fmt = _save_format(path) or "PNG"
     with atomic_write(path, "wb") as fh:
@@ -613,7 +507,8 @@ def write_csv(jsonl: Path, csv_path: Path) -> int:
     reads back with :func:`facemark.dataset.read_keypoints_csv`.  Returns the number of rows.
     """
     rows = 0
-    with atomic_write(csv_path, "w") as fh:
+    # Undecodable file names (lone surrogates) as \\u escapes, exactly as in the JSONL.
+    with atomic_write(csv_path, "w", errors="backslashreplace") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow([""] + [str(i) for i in range(2 * NUM_POINTS)])
         for record in read_jsonl(jsonl):
@@ -674,50 +569,72 @@ def _cut_partial_line(path: Path, block: int = 1 << 16) -> None:
 class _Writer:
     """Writes each image's files in a background thread, then its JSONL line, in order."""
 
-    def __init__(self, layout: Layout, append: bool, draw: bool, boxes: bool, pts: bool) -> None:
-        self.layout, self.draw, self.boxes, self.pts = layout, draw, boxes, pts
+    def __init__(self, layout: Layout, config: AnnotateConfig) -> None:
+        self.layout, self.config = layout, config
         layout.out.mkdir(parents=True, exist_ok=True)
-        if append:
+        if config.skip_existing:
             _cut_partial_line(layout.jsonl)
-        # Lone surrogates (undecodable file names) become JSON \\u escapes and so round-trip.
-        self.fh: IO[str] = open(
-            layout.jsonl, "a" if append else "w", encoding="utf-8", errors="backslashreplace"
-        )
+        # Unbuffered: a line is either on disk or cut off again (see _drain), never half in a
+        # buffer that a later flush would write after the cut.
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if config.skip_existing else os.O_TRUNC)
+        self.fd = os.open(layout.jsonl, flags, 0o666)
+        self.failed = False
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facemark-write")
         self.pending: deque[tuple[dict[str, Any], Future]] = deque()
 
     def submit(
-        self, item: InputImage, image: np.ndarray, record: dict[str, Any], max_pending: int
+        self, item: InputImage, photo: Photo, record: dict[str, Any], max_pending: int
     ) -> None:
-        self.pending.append((record, self.pool.submit(self._files, item, image, record)))
+        self.pending.append((record, self.pool.submit(self._files, item, photo, record)))
         self._drain(keep=max_pending)
 
-    def _files(self, item: InputImage, image: np.ndarray, record: dict[str, Any]) -> None:
-        if self.draw:
-            _save_image(draw_overlay(image, record, self.boxes), self.layout.overlay(item))
-        if self.pts:
+    def _files(self, item: InputImage, photo: Photo, record: dict[str, Any]) -> None:
+        if self.config.draw:
+            path = self.layout.overlay(item)
+            with _writing(path):
+                _save_image(draw_overlay(photo.array(), record, self.config.boxes), path)
+        if self.config.pts:
             faces = record["faces"]
             for k, face in enumerate(faces):
-                write_pts(self.layout.pts(item, k, len(faces)), face["keypoints"])
+                path = self.layout.pts(item, k, len(faces))
+                with _writing(path):
+                    write_pts(path, face["keypoints"])
 
     def _drain(self, keep: int) -> None:
-        """Append the lines of finished images; wait while more than ``keep`` are in flight."""
-        wrote = False
+        """Append the lines of finished images; wait while more than ``keep`` are in flight.
+
+        A line that cannot be written whole (a full disk) is cut off again, so the file
+        holds only complete records and ``--skip-existing`` can resume from it.
+        """
+        lines = []
         while self.pending and (len(self.pending) > keep or self.pending[0][1].done()):
             record, future = self.pending.popleft()
             future.result()  # a write error (disk full) is fatal and surfaces here
-            self.fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            wrote = True
-        if wrote:
-            self.fh.flush()
+            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+        if not lines:
+            return
+        # Lone surrogates (undecodable file names) become JSON \\u escapes and so round-trip.
+        data = "".join(lines).encode("utf-8", errors="backslashreplace")
+        with _writing(self.layout.jsonl):
+            good = os.lseek(self.fd, 0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[_os_write(self.fd, data) :]
+            except OSError:
+                self.failed = True
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self.fd, good)
+                raise
 
     def close(self) -> None:
-        """Finish what is in flight; on an error, keep the lines of what was fully written."""
+        """Finish what is in flight; on an error, keep the lines of what was fully written
+        (after a failed write, nothing more is appended: the file ends at a whole line)."""
         try:
-            self._drain(keep=0)
+            if not self.failed:
+                self._drain(keep=0)
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            self.fh.close()
+            os.close(self.fd)
 
 
 # --------------------------------------------------------------------------- the run
@@ -736,6 +653,8 @@ class Summary:
     load_seconds: float = 0.0  #: of which loading the models (torch import included)
     out: Path | None = None
     shard: tuple[int, int] | None = None
+    detector: dict[str, Any] | None = None  #: name and version of the detector used
+    rejected: int = 0  #: detections the landmark model did not confirm as faces
 
     @property
     def images_per_s(self) -> float:
@@ -754,29 +673,16 @@ class Summary:
             "seconds": round(self.seconds, 2),
             "load_seconds": round(self.load_seconds, 2),
             "out": str(self.out) if self.out else None,
+            "detector": self.detector,
+            "rejected": self.rejected,
         }
 
 
 def run(
     inputs: str | os.PathLike | Iterable[str | os.PathLike],
     out: str | os.PathLike | None = None,
+    config: AnnotateConfig | None = None,
     *,
-    model: Any = "default",
-    detector: Any = "default",
-    device: str | None = "cpu",
-    recursive: bool = False,
-    batch_size: int = 8,
-    threshold: float = 0.5,
-    min_face: float = 24,
-    max_faces: int | None = None,
-    det_size: int | None = None,
-    flip: bool = False,
-    draw: bool = True,
-    boxes: bool = False,
-    csv: bool = False,
-    pts: bool = False,
-    skip_existing: bool = False,
-    shard: str | tuple[int, int] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
     progress: Any = None,
@@ -789,16 +695,16 @@ def run(
     :class:`DataError` when not one image could be read.
     """
     start = time.perf_counter()
+    config = config or AnnotateConfig()
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    settings = Settings(threshold, min_face, max_faces, flip, batch_size, det_size)
-    settings.check()
-    shard_spec = parse_shard(shard)
+    config.check()
+    shard_spec = parse_shard(config.shard)
     warn = on_warning or (lambda message: warnings.warn(message, AnnotateWarning, stacklevel=3))
     out_dir = Path(out).expanduser() if out is not None else None
-    if out_dir is None and (csv or pts or skip_existing):
+    if out_dir is None and (config.csv or config.pts or config.skip_existing):
         raise UsageError("csv, pts and skip_existing need an output folder (out=...)")
 
-    items, problems = collect_inputs(inputs, recursive, exclude=_own_output(out_dir))
+    items, problems = collect_inputs(inputs, config.recursive, exclude=_own_output(out_dir))
     if not items:
         reasons = "; ".join(f"{given}: {reason}" for given, reason in problems[:3])
         raise UsageError(f"no images to annotate ({reasons or 'no inputs given'})")
@@ -808,35 +714,28 @@ def run(
         if reason == "no such file or folder":
             summary.failures.append((given, reason))
     if out_dir is not None:
-        check_output(out_dir, items, inputs, draw)
+        check_output(out_dir, items, inputs, config.draw)
     todo = select_shard(items, shard_spec)
     layout = (
         Layout(out_dir, f".shard-{shard_spec[0]}-of-{shard_spec[1]}" if shard_spec else "")
         if out_dir
         else None
     )
-    if skip_existing and layout is not None and out_dir.is_dir():
+    if config.skip_existing and layout is not None and out_dir.is_dir():
         done = recorded_images(out_dir)
         kept = [item for item in todo if item.image not in done and item.real not in done]
         summary.skipped = len(todo) - len(kept)
         todo = kept
 
     if todo:
-        open_writer = (
-            functools.partial(_Writer, layout, skip_existing, draw, boxes, pts) if layout else None
-        )
+        loading = time.perf_counter()
+        marker = _marker(config)
+        summary.load_seconds = time.perf_counter() - loading
+        summary.detector = marker.detector.describe() if marker.detector else None
+        open_writer = functools.partial(_Writer, layout, config) if layout else None
         with progress if progress is not None else contextlib.nullcontext():
-            _process(
-                todo,
-                (model, detector, device),
-                settings,
-                open_writer,
-                summary,
-                warn,
-                on_record,
-                progress,
-            )
-    if csv and layout is not None and layout.jsonl.is_file():
+            _process(todo, marker, config, open_writer, summary, warn, on_record, progress)
+    if config.csv and layout is not None and layout.jsonl.is_file():
         write_csv(layout.jsonl, layout.csv)
     summary.seconds = time.perf_counter() - start
     if summary.images == 0 and summary.failures and not summary.skipped:
@@ -849,8 +748,8 @@ def run(
 
 def _process(
     todo: Sequence[InputImage],
-    model_specs: tuple[Any, Any, str | None],
-    settings: Settings,
+    marker: FaceMarker,
+    config: AnnotateConfig,
     open_writer: Callable[[], _Writer] | None,
     summary: Summary,
     warn: Callable[[str], None],
@@ -859,27 +758,28 @@ def _process(
 ) -> None:
     """The loop over batches: decode, find faces, hand records to the writer and caller.
 
-    Models and the output file are opened at the first readable batch, so a run over
-    unreadable files fails fast and leaves an earlier annotations.jsonl alone.
+    The output file is opened at the first readable batch, so a run over unreadable files
+    fails fast and leaves an earlier annotations.jsonl alone.
     """
-    models: tuple[Any, Any] | None = None
     writer: _Writer | None = None
     task = progress.add_task("Annotating", total=len(todo)) if progress is not None else None
-    size = settings.batch_size
+    size = config.batch_size
+    # Annotated copies need every pixel; otherwise decode no larger than detection needs.
+    min_side = 0 if config.draw or not marker.detector.accepts_reduced else DECODE_SIDE
     try:
-        for batch in _batches(_decoded(todo, size), size, summary, warn, progress, task):
-            if models is None:
-                loading = time.perf_counter()
-                models = _models(*model_specs)
-                summary.load_seconds = time.perf_counter() - loading
-                writer = open_writer() if open_writer is not None else None
-            found = find_faces([image for _, image in batch], *models, settings)
-            for (item, image), faces in zip(batch, found, strict=True):
-                record = make_record(item.image, image.shape[1], image.shape[0], faces)
+        decoded = _decoded(todo, size, min_side)
+        for batch in _batches(decoded, size, summary, warn, progress, task):
+            if writer is None and open_writer is not None:
+                writer = open_writer()
+            photos = [photo for _, photo in batch]
+            found, rejected = marker.mark(photos, [item.image for item, _ in batch])
+            summary.rejected += sum(rejected)
+            for (item, photo), faces in zip(batch, found, strict=True):
+                record = make_record(item.image, photo.width, photo.height, faces, summary.detector)
                 summary.images += 1
                 summary.faces += len(record["faces"])
                 if writer is not None:
-                    writer.submit(item, image, record, max_pending=size)
+                    writer.submit(item, photo, record, max_pending=size)
                 if on_record is not None:
                     on_record(record)
             if progress is not None:
@@ -964,6 +864,8 @@ def summary_table(summary: Summary) -> Any:
         table.add_row("images found (all shards)", f"{summary.found:,}")
     table.add_row("images annotated", f"{summary.images:,}")
     table.add_row("faces", f"{summary.faces:,}")
+    if summary.rejected:
+        table.add_row("not faces (landmark check)", f"{summary.rejected:,}")
     if summary.skipped:
         table.add_row("skipped (already done)", f"{summary.skipped:,}")
     failed = len(summary.failures)
@@ -981,72 +883,28 @@ def summary_table(summary: Summary) -> Any:
 def annotate(
     inputs: str | os.PathLike | Iterable[str | os.PathLike],
     out: str | os.PathLike | None = None,
+    config: AnnotateConfig | None = None,
     *,
-    model: Any = "default",
-    detector: Any = "default",
-    device: str | None = "cpu",
-    recursive: bool = False,
-    batch_size: int = 8,
-    threshold: float = 0.5,
-    min_face: float = 24,
-    max_faces: int | None = None,
-    det_size: int | None = None,
-    flip: bool = False,
-    draw: bool = True,
-    boxes: bool = False,
-    csv: bool = False,
-    pts: bool = False,
-    skip_existing: bool = False,
-    shard: str | tuple[int, int] | None = None,
     progress: bool = False,
+    **options: Any,
 ) -> list[dict[str, Any]]:
     """Find every face in ``inputs`` and place its 68 keypoints; returns one record per image.
 
     ``inputs``: a file, folder or glob pattern, or a list of them.  ``out``: a folder for
     ``annotations.jsonl`` and (``draw``) annotated copies, ``csv`` and ``pts`` files; None
-    writes nothing.  ``model``/``detector``: a spec (``"default"``, a run name, a checkpoint
-    path, an https URL) or a loaded :class:`Landmarker`/:class:`FaceDetector`.  Unreadable
-    files are skipped with an :class:`AnnotateWarning`; with ``skip_existing`` the records of
-    images done by an earlier run are not returned again.  ``progress`` shows a bar on
-    stderr.  Never returns None.
+    writes nothing.  Options: an :class:`AnnotateConfig`, and/or its fields (and those of
+    :class:`~facemark.detectors.DetectorConfig`) as keywords, e.g.
+    ``annotate("photos/", threshold=0.6, detector="yunet_s")``.  Unreadable files are
+    skipped with an :class:`AnnotateWarning`; with ``skip_existing`` the records of images
+    done by an earlier run are not returned again.  ``progress`` shows a bar on stderr.
+    Never returns None.
     """
     records: list[dict[str, Any]] = []
     run(
         inputs,
         out,
-        model=model,
-        detector=detector,
-        device=device,
-        recursive=recursive,
-        batch_size=batch_size,
-        threshold=threshold,
-        min_face=min_face,
-        max_faces=max_faces,
-        det_size=det_size,
-        flip=flip,
-        draw=draw,
-        boxes=boxes,
-        csv=csv,
-        pts=pts,
-        skip_existing=skip_existing,
-        shard=shard,
+        AnnotateConfig.from_options(config, **options),
         on_record=records.append,
         progress=progress_bar() if progress else None,
     )
     return records
-
-
-class _CallableModule(types.ModuleType):
-    """``facemark.annotate`` is this module *and* the function users call.
-
-    Importing ``facemark.annotate`` binds the module to that name in the package, hiding a
-    function of the same name; making the module callable keeps ``facemark.annotate(...)``
-    working however it was reached.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        return annotate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-__signature__ = inspect.signature(annotate)

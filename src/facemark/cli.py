@@ -19,7 +19,11 @@ import typer.core
 from rich.console import Console
 
 from facemark import __version__
+from facemark.annotator import AnnotateConfig
+from facemark.detectors.base import DetectorConfig
 from facemark.errors import FacemarkError
+from facemark.evaluate import BATCH_SIZE as EVAL_BATCH_SIZE
+from facemark.tasks.defaults import TASKS, default_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +41,19 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _display_type(self: Any, ctx: Any) -> str | None:
+    """No ``<bool>`` placeholder after a yes/no switch in the help: the switch says it all."""
+    return "" if getattr(self, "is_flag", False) else _typer_display_type(self, ctx)
+
+
+_typer_display_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _display_type  # type: ignore[method-assign]
+
+#: The defaults every option below shows and uses, declared in the library's config classes.
+_ANNOTATE = AnnotateConfig()
+_DETECT = DetectorConfig()
 
 
 def _fail(message: str, code: int) -> None:
@@ -211,8 +228,10 @@ def fetch_data(
 
     from facemark import download
 
+    # Progress bars and notices on stderr, the result on stdout (so `> file` keeps the table
+    # and `2>/dev/null` still shows it).
     result = download.fetch_dataset(
-        url=url, zip_path=zip_path, force=force, keep_zip=keep_zip, console=console
+        url=url, zip_path=zip_path, force=force, keep_zip=keep_zip, console=err_console
     )
     counts = result.manifest.get("counts", {})
     if result.already_installed:
@@ -304,27 +323,33 @@ def preview_cmd(
 @_cli_errors
 def train_cmd(
     epochs: int | None = typer.Option(
-        None, "--epochs", show_default="100", help="Passes over the training set."
+        None, "--epochs", show_default=default_text("epochs"), help="Passes over the training set."
     ),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", show_default="32", help="Samples per step, over all GPUs together."
+        None,
+        "--batch-size",
+        show_default=default_text("batch_size"),
+        help="Samples per step, over all GPUs together.",
     ),
     lr: float | None = typer.Option(
-        None, "--lr", show_default="2e-3", help="Peak learning rate of AdamW."
+        None, "--lr", show_default=default_text("lr"), help="Peak learning rate of AdamW."
     ),
     weight_decay: float | None = typer.Option(
-        None, "--weight-decay", show_default="1e-4", help="AdamW weight decay."
+        None,
+        "--weight-decay",
+        show_default=default_text("weight_decay"),
+        help="AdamW weight decay.",
     ),
     img_size: int | None = typer.Option(
         None,
         "--img-size",
-        show_default="the arch's: 128, udacity 224",
+        show_default=default_text("img_size"),
         help="Face crop size in pixels.",
     ),
     arch: str | None = typer.Option(
         None,
         "--arch",
-        show_default="heatmap",
+        show_default=default_text("arch"),
         help="Network: heatmap, integral, regression or udacity; "
         "variants as name:key=value,... (see docs/model.md).",
     ),
@@ -357,7 +382,7 @@ def train_cmd(
         None, "--max-minutes", help="Stop after the epoch that passes this wall time (resumable)."
     ),
     task: str = typer.Option(
-        "landmarks", "--task", help="landmarks, or detector (the face detector)."
+        TASKS[0], "--task", help="landmarks, or detector (the face detector)."
     ),
     data: str | None = typer.Option(
         None, "--data", help="Dataset folder (default: the installed one)."
@@ -461,12 +486,14 @@ def evaluate_cmd(
         "default", "--detector", help="Detector for --boxes detect (name, run, path or URL)."
     ),
     threshold: float = typer.Option(
-        0.5, "--det-threshold", min=0.0, max=1.0, help="Detector score threshold."
+        _DETECT.threshold, "--det-threshold", min=0.0, max=1.0, help="Detector score threshold."
     ),
     flip: bool = typer.Option(False, "--flip", help="Average with the mirrored face's prediction."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     gpu: bool = typer.Option(False, "--gpu", help="Shortcut for --device cuda."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Faces per network call."),
+    batch_size: int = typer.Option(
+        EVAL_BATCH_SIZE, "--batch-size", min=1, help="Frames (faces) per network call."
+    ),
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="Torch CPU threads (default: torch's choice)."
     ),
@@ -550,62 +577,89 @@ def annotate_cmd(
         "facemark-out", "--out", "-o", help="Output folder (never an input folder)."
     ),
     recursive: bool = typer.Option(
-        False, "--recursive", "-r", help="Also search the folders' subfolders."
+        _ANNOTATE.recursive, "--recursive", "-r", help="Also search the folders' subfolders."
     ),
     model: str = typer.Option(
-        "default",
+        _ANNOTATE.model,
         "--model",
         "-m",
         help="Landmark model: default, a run, a checkpoint or an https URL.",
     ),
     detector: str = typer.Option(
-        "default", "--detector", help="Face detector: default, a run, a checkpoint or an https URL."
+        _ANNOTATE.detector,
+        "--detector",
+        help="Face detector: default (YuNet), yunet_s, facemark, boxes:FILE (your boxes, "
+        "JSON or CSV), a run, a checkpoint or an https URL.",
     ),
-    boxes: bool = typer.Option(False, "--boxes", help="Also draw each face's box and score."),
-    no_draw: bool = typer.Option(
-        False, "--no-draw", help="Write no annotated copies (JSONL and --csv/--pts only)."
+    boxes: bool = typer.Option(
+        _ANNOTATE.boxes, "--boxes", help="Also draw each face's box and score."
+    ),
+    draw: bool = typer.Option(
+        _ANNOTATE.draw,
+        "--draw/--no-draw",
+        help="Write annotated copies (--no-draw: JSONL and --csv/--pts only).",
     ),
     csv_out: bool = typer.Option(
-        False, "--csv", help="Also write annotations.csv (dataset format, one row per face)."
+        _ANNOTATE.csv,
+        "--csv",
+        help="Also write annotations.csv (dataset format, one row per face).",
     ),
-    pts: bool = typer.Option(False, "--pts", help="Also write one iBUG .pts file per face."),
+    pts: bool = typer.Option(
+        _ANNOTATE.pts, "--pts", help="Also write one iBUG .pts file per face."
+    ),
     skip_existing: bool = typer.Option(
-        False,
+        _ANNOTATE.skip_existing,
         "--skip-existing",
         help="Resume: skip images already in the output's annotations*.jsonl.",
     ),
     shard: str | None = typer.Option(
-        None,
+        _ANNOTATE.shard,
         "--shard",
         metavar="I/N",
         help="Process only shard I of N (1-based) of the inputs, e.g. 2/4.",
     ),
     threshold: float = typer.Option(
-        0.5, "--threshold", "-t", min=0.0, max=1.0, help="Detector score threshold."
+        _DETECT.threshold,
+        "--threshold",
+        "-t",
+        min=0.0,
+        max=1.0,
+        help="Detector score threshold (scores are calibrated: 0.5 is the operating point).",
     ),
     min_face: float = typer.Option(
-        24, "--min-face", min=0, help="Ignore faces smaller than this (pixels)."
+        _DETECT.min_face, "--min-face", min=0, help="Ignore faces narrower than this (pixels)."
     ),
     max_faces: int | None = typer.Option(
-        None, "--max-faces", min=1, help="Keep at most N faces per image (best first)."
+        _DETECT.max_faces, "--max-faces", min=1, help="Keep at most N faces per image (best first)."
     ),
     det_size: int | None = typer.Option(
-        None,
+        _DETECT.det_size,
         "--det-size",
         min=32,
-        help="Detector input size, a multiple of 32 [default: the size it was trained at]; "
+        show_default="chosen from the photo",
+        help="Longer side (pixels, a multiple of 32) the photo is resized to for detection; "
         "larger finds smaller faces in big photos, slower.",
     ),
+    confirm: float = typer.Option(
+        _DETECT.confirm,
+        "--confirm",
+        min=0.0,
+        max=1.0,
+        help="Keep a detection only when the landmark model's mean confidence on it reaches "
+        "this (0: keep all).",
+    ),
     flip: bool = typer.Option(
-        False,
+        _ANNOTATE.flip,
         "--flip",
         help="Average with the mirrored image's keypoints (slower, a bit more accurate).",
     ),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Images per network call."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    batch_size: int = typer.Option(
+        _ANNOTATE.batch_size, "--batch-size", "-b", min=1, help="Images per network call."
+    ),
+    device: str = typer.Option(_ANNOTATE.device, "--device", help="cpu, cuda, cuda:N or auto."),
     gpu: bool = typer.Option(False, "--gpu", help="Shortcut for --device cuda."),
     threads: int | None = typer.Option(
-        None, "--threads", min=1, help="Torch CPU threads [default: torch's]."
+        None, "--threads", min=1, show_default="torch's", help="Torch CPU threads."
     ),
     json_out: bool = typer.Option(
         False, "--json", help="Print the summary as JSON instead of a table."
@@ -619,10 +673,8 @@ def annotate_cmd(
     """
     import json
 
-    # Before torch is imported: idle OpenMP workers sleep instead of spinning, so they do not
-    # starve the decode/encode threads (or other processes); 5-7x faster on a busy 2-core box.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from facemark import annotate as an
+    from facemark import annotator
+    from facemark.detectors import DetectorConfig
 
     if gpu and not device.startswith("cuda"):
         device = "cuda"
@@ -630,33 +682,33 @@ def annotate_cmd(
         import torch
 
         torch.set_num_threads(threads)
-    bar = an.progress_bar(err_console)  # started by run() once there is work to show
-    summary = an.run(
-        inputs,
-        out,
+    config = annotator.AnnotateConfig(
         model=model,
         detector=detector,
         device=device,
         recursive=recursive,
         batch_size=batch_size,
-        threshold=threshold,
-        min_face=min_face,
-        max_faces=max_faces,
-        det_size=det_size,
         flip=flip,
-        draw=not no_draw,
+        draw=draw,
         boxes=boxes,
         csv=csv_out,
         pts=pts,
         skip_existing=skip_existing,
         shard=shard,
+        detection=DetectorConfig(threshold, min_face, max_faces, det_size, confirm),
+    )
+    bar = annotator.progress_bar(err_console)  # started by run() once there is work to show
+    summary = annotator.run(
+        inputs,
+        out,
+        config,
         progress=bar,
         on_warning=lambda msg: bar.console.print(f"[yellow]warning:[/] {msg}", highlight=False),
     )
     if json_out:
         typer.echo(json.dumps(summary.as_dict()))
     else:
-        console.print(an.summary_table(summary))
+        console.print(annotator.summary_table(summary))
 
 
 # --- models (issue 7) ---
@@ -690,8 +742,17 @@ def main() -> None:
     Runs the app outside click's standalone mode so that usage errors (an unknown option, a
     missing argument) also come out as one line rather than a boxed panel.
     """
+    # Bare `facemark` raises this in recent click/typer (older ones print the help and exit 0);
+    # an empty tuple catches nothing where the class does not exist.
+    no_args_is_help = getattr(_click_exceptions, "NoArgsIsHelpError", ())
     try:
         code = app(prog_name="facemark", standalone_mode=False)
+    except no_args_is_help as exc:
+        # The help is the answer, not an error.  With rich it is already printed and the
+        # message is empty; without rich the message is the help.
+        if exc.format_message().strip():
+            typer.echo(exc.format_message())
+        code = 0
     except _click_exceptions.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx is not None else "facemark"
         err_console.print(
@@ -705,7 +766,7 @@ def main() -> None:
             f"[bold red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True
         )
         code = exc.exit_code
-    except _click_exceptions.Abort:
+    except typer.Abort:  # typer's own class (click's Abort in older typer releases)
         err_console.print("[bold red]error:[/] aborted", highlight=False)
         code = 1
     sys.exit(code if isinstance(code, int) else 0)

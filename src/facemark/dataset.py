@@ -45,6 +45,10 @@ VAL_BY = ("identity", "frame")
 
 _FRAME_SUFFIX = re.compile(r"_\d+$")
 
+#: Coordinates beyond this (pixels, either sign) are typos, not faces: such rows are skipped
+#: before float32 conversion could overflow them to inf.
+MAX_COORDINATE = 1e7
+
 
 @dataclass
 class SkippedRow:
@@ -113,8 +117,9 @@ def read_keypoints_csv(csv_path: str | Path) -> tuple[list[str], np.ndarray, lis
 
     Returns the names, ``(N, 68, 2)`` float32 keypoints (0-based: the file's
     1-based numbers minus :data:`facemark.shape.LABEL_ORIGIN`) and the rows that were
-    malformed or had missing/NaN values.  Whether points lie inside their image is checked
-    when the image is read.
+    malformed, had missing/NaN or absurd (beyond :data:`MAX_COORDINATE`) values, or repeated
+    an earlier row's image name (the first row of a name is kept).  Whether points lie inside
+    their image is checked when the image is read.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -122,6 +127,7 @@ def read_keypoints_csv(csv_path: str | Path) -> tuple[list[str], np.ndarray, lis
     names: list[str] = []
     rows: list[np.ndarray] = []
     skipped: list[SkippedRow] = []
+    seen: set[str] = set()
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
             for lineno, row in enumerate(csv.reader(fh), start=1):
@@ -147,6 +153,13 @@ def read_keypoints_csv(csv_path: str | Path) -> tuple[list[str], np.ndarray, lis
                 if not np.isfinite(nums).all():
                     skipped.append(SkippedRow(name, "missing or NaN keypoints"))
                     continue
+                if np.abs(nums).max() > MAX_COORDINATE:
+                    skipped.append(SkippedRow(name, f"coordinate beyond ±{MAX_COORDINATE:,.0f} px"))
+                    continue
+                if name in seen:
+                    skipped.append(SkippedRow(name, "duplicate image name (first row kept)"))
+                    continue
+                seen.add(name)
                 names.append(name)
                 rows.append(nums)
     except (UnicodeDecodeError, csv.Error) as exc:

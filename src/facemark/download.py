@@ -90,6 +90,11 @@ DEFAULT_BACKOFF = 1.0  # seconds before the first retry, doubled each time
 MAX_BACKOFF = 60.0
 CHUNK_BYTES = 1 << 16
 SPACE_MARGIN_BYTES = 16 << 20  # leave a little room for the filesystem and the manifest
+# The install takes about the archive's size again (JPEGs do not compress); 1.2x leaves room,
+# so a download into the same disk needs about 2.2x the archive before the first byte.
+INSTALL_SPACE_RATIO = 1.2
+# The default archive's size, for the space check when GitHub sends no Content-Length.
+DEFAULT_ARCHIVE_BYTES = 213_000_000
 DECODE_THREADS = 4  # image verification; more rarely helps, the archive is read serially
 
 OFFLINE_HINT = (
@@ -139,6 +144,38 @@ def _check_free_space(folder: Path, needed: int | None) -> None:
         )
 
 
+def _check_download_space(
+    folder: Path, remaining: int | None, total: int | None, unpack: tuple[Path, float] | None
+) -> None:
+    """Room for the rest of a download in ``folder`` and, with ``unpack`` (folder, ratio), for
+    what it becomes when installed; folders on one disk need the sum.  One line on failure."""
+    needs: list[tuple[Path, int, str]] = []
+    if remaining:
+        needs.append((folder, remaining, f"{_mb(remaining)} download"))
+    if unpack is not None and total:
+        extra = int(unpack[1] * total)
+        needs.append((unpack[0], extra, f"about {_mb(extra)} unpacked in {unpack[0]}"))
+    by_disk: dict[int, list[tuple[Path, int, str]]] = {}
+    for need in needs:
+        by_disk.setdefault(_existing_ancestor(need[0]).stat().st_dev, []).append(need)
+    for group in by_disk.values():
+        where = _existing_ancestor(group[0][0])
+        needed = sum(n for _, n, _ in group) + SPACE_MARGIN_BYTES
+        free = shutil.disk_usage(where).free
+        if free < needed:
+            parts = " + ".join(what for _, _, what in group)
+            raise FacemarkError(
+                f"not enough disk space in {group[0][0]}: need {_mb(needed)} ({parts}), "
+                f"{_mb(free)} free; free some space or set FACEMARK_HOME to a bigger disk"
+            )
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
 def _mb(n: int) -> str:
     return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} kB"
 
@@ -163,6 +200,7 @@ def _byte_progress(console: Console) -> Progress:
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         console=console,
+        disable=not console.is_terminal,  # nothing to animate in a log file
     )
 
 
@@ -174,6 +212,7 @@ def _count_progress(console: Console) -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
+        disable=not console.is_terminal,
     )
 
 
@@ -214,6 +253,9 @@ def download_file(
     backoff: float | None = None,
     console: Console | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    keep_partial: bool = True,
+    unpack: tuple[Path, float] | None = None,
+    size_hint: int | None = None,
 ) -> Path:
     """Fetch ``url`` (http, https or file://) to ``dest``; return ``dest``.
 
@@ -224,28 +266,43 @@ def download_file(
     are retried ``retries`` times, waiting ``backoff``, 2x, 4x ... seconds (or the server's
     Retry-After).  Raises NetworkError when the download fails for good, DataError on a
     sha256 mismatch (the partial file is deleted then).
+
+    Only a partial file a later run can resume is kept: after a network failure or Ctrl-C,
+    with ``keep_partial``.  Any other failure (no space, disk error, bad hash, ...) removes
+    ``dest.part`` and its sidecar.  Free space is checked from the server's size (or
+    ``size_hint`` when it sends none) before the first byte is written; ``unpack`` =
+    ``(folder, ratio)`` also reserves ``ratio`` x the size in ``folder`` (an archive that will
+    be extracted there).
     """
     dest = Path(dest)
     console = console or _console
     scheme = urlparse(url).scheme.lower()
     part, meta = _part_paths(dest)
-    _make_dir(dest.parent)
-    if scheme == "file":
-        _copy_local(file_url_path(url), part, description, console)
-    elif scheme in ("http", "https"):
-        _http_download(
-            url,
-            part,
-            meta,
-            description=description,
-            timeout=timeout or (CONNECT_TIMEOUT, READ_TIMEOUT),
-            retries=DEFAULT_RETRIES if retries is None else retries,
-            backoff=DEFAULT_BACKOFF if backoff is None else backoff,
-            console=console,
-            sleep=sleep,
-        )
-    else:
+    if scheme not in ("file", "http", "https"):
         raise UsageError(f"unsupported URL {url!r}: use http://, https:// or file://")
+    _make_dir(dest.parent)
+    try:
+        if scheme == "file":
+            _copy_local(file_url_path(url), part, description, console)
+        else:
+            _http_download(
+                url,
+                part,
+                meta,
+                description=description,
+                timeout=timeout or (CONNECT_TIMEOUT, READ_TIMEOUT),
+                retries=DEFAULT_RETRIES if retries is None else retries,
+                backoff=DEFAULT_BACKOFF if backoff is None else backoff,
+                console=console,
+                sleep=sleep,
+                unpack=unpack,
+                size_hint=size_hint,
+            )
+    except BaseException as exc:
+        resumable = isinstance(exc, (NetworkError, KeyboardInterrupt)) and scheme != "file"
+        if not (keep_partial and resumable and _can_resume(part, meta, url)):
+            _discard_partial(part, meta)
+        raise
     if expected_sha256:
         actual = sha256_file(part)
         if actual.lower() != expected_sha256.lower():
@@ -259,6 +316,20 @@ def download_file(
         os.replace(part, dest)
     meta.unlink(missing_ok=True)
     return dest
+
+
+def _can_resume(part: Path, meta: Path, url: str) -> bool:
+    """Whether ``part`` holds bytes that :func:`_resume_request` would continue."""
+    try:
+        return part.stat().st_size > 0 and json.loads(meta.read_text()).get("url") == url
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _discard_partial(part: Path, meta: Path) -> None:
+    for leftover in (part, meta):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 def _copy_local(src: Path, part: Path, description: str, console: Console) -> None:
@@ -285,6 +356,8 @@ def _http_download(
     backoff: float,
     console: Console,
     sleep: Callable[[float], None],
+    unpack: tuple[Path, float] | None = None,
+    size_hint: int | None = None,
 ) -> None:
     session = requests.Session()
     session.headers["User-Agent"] = f"facemark/{__version__}"
@@ -294,7 +367,7 @@ def _http_download(
         attempt = 0
         while True:
             try:
-                _http_attempt(session, url, part, meta, timeout, bar)
+                _http_attempt(session, url, part, meta, timeout, bar, unpack, size_hint)
                 return
             except _Transient as exc:
                 attempt += 1
@@ -346,6 +419,8 @@ def _http_attempt(
     meta: Path,
     timeout: tuple[float, float],
     bar: _LazyBar,
+    unpack: tuple[Path, float] | None = None,
+    size_hint: int | None = None,
 ) -> None:
     """One request: resume from ``part`` when possible, append what arrives."""
     offset, headers = _resume_request(url, part, meta)
@@ -363,11 +438,14 @@ def _http_attempt(
         _raise_for_status(resp, url)
         if offset and (resp.status_code != 206 or _range_start(resp) != offset):
             offset = 0  # the server sent the whole file: start over
+        length = _content_length(resp)
+        # Before anything is written (sidecar, bar, bytes): fail at once if it cannot fit.
+        total = offset + length if length is not None else size_hint
+        remaining = length if length is not None else (max(total - offset, 0) if total else None)
+        _check_download_space(part.parent, remaining, total, unpack)
         if offset == 0:
             _save_validator(meta, url, resp)
-        length = _content_length(resp)
         bar.show(total=offset + length if length is not None else None, completed=offset)
-        _check_free_space(part.parent, length)
         received = 0
         with _disk_errors(part.parent), open(part, "ab" if offset else "wb") as fh:
             try:
@@ -931,6 +1009,8 @@ def _download_and_install(
             retries=retries,
             backoff=backoff,
             console=console,
+            unpack=(paths.data_dir(), INSTALL_SPACE_RATIO),
+            size_hint=DEFAULT_ARCHIVE_BYTES if url == DEFAULT_URL else None,
         )
     except NetworkError as exc:
         raise NetworkError(f"{exc}; {OFFLINE_HINT}") from exc

@@ -27,18 +27,24 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facemark import metrics
+from facemark.detectors.base import DetectorConfig
 from facemark.errors import DataError, UsageError
+from facemark.images import Photo
 from facemark.shape import NUM_POINTS
 
 if TYPE_CHECKING:
     from facemark.dataset import FaceSet
+    from facemark.landmarker import Landmarker
+    from facemark.pipeline import FaceMarker
 
 BOX_MODES = ("gt", "detect")
+#: Frames (and so faces) per network call.
+BATCH_SIZE = 32
 SPLITS = ("val", "test")
 #: Batch sizes of the speed measurement: one face at a time (interactive use) and a batch.
 TIMING_BATCHES = (1, 32)
@@ -47,22 +53,6 @@ VAL_DEFAULTS = {"val_fraction": 0.1, "seed": 0, "val_by": "identity"}
 #: Gallery colours: the true points, then each model's points (bright, to show on any face).
 TRUE_COLOR = (0, 255, 0)
 MODEL_COLORS = [(255, 50, 50), (0, 200, 255), (255, 0, 255), (255, 210, 0), (255, 130, 0)]
-
-
-class Predictor(Protocol):
-    """What evaluation needs from a landmark model (a :class:`Landmarker` or a test stub)."""
-
-    def predict(
-        self, image: np.ndarray, boxes: np.ndarray, flip: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-class Detector(Protocol):
-    """What ``boxes="detect"`` needs from a face detector."""
-
-    def detect(
-        self, image: np.ndarray, threshold: float = 0.5, **kwargs: Any
-    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 # --------------------------------------------------------------------------- evaluation data
@@ -144,34 +134,32 @@ def match_detection(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray
 def face_boxes(
     faces: FaceSet,
     mode: str = "gt",
-    detector: Detector | None = None,
-    threshold: float = 0.5,
+    marker: FaceMarker | None = None,
     batch_size: int = 32,
     advance: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """One crop box per frame, ``(N, 4)``; rows of NaN where the detector missed the face.
 
-    A detector with ``detect_batch`` gets ``batch_size`` frames per call.
+    ``"detect"`` runs the marker on ``batch_size`` frames at a time, exactly as ``annotate``
+    would on those images (the landmark model's confirmation included), and keeps the box of
+    the face that holds the true points' centroid.
     """
     if mode not in BOX_MODES:
         raise UsageError(f"--boxes must be one of {', '.join(BOX_MODES)}, not '{mode}'")
     if mode == "gt":
         return faces.boxes().astype(np.float64)
-    if detector is None:
+    if marker is None or marker.detector is None:
         raise UsageError("boxes='detect' needs a face detector")
-    batched = getattr(detector, "detect_batch", None)
-    step = max(1, int(batch_size)) if batched is not None else 1
     out = np.full((len(faces), 4), np.nan)
+    step = max(1, int(batch_size))
     for start in range(0, len(faces), step):
         chunk = faces.images[start : start + step]
-        if batched is not None:
-            found = batched(chunk, threshold=threshold)
-        else:
-            found = [detector.detect(chunk[0], threshold=threshold)]
-        for i, (boxes, scores) in enumerate(found, start=start):
-            k = match_detection(boxes, scores, faces.keypoints[i])
+        found = marker.batch([Photo.from_image(im) for im in chunk])
+        for i, marked in enumerate(found, start=start):
+            boxes = np.array([f.box for f in marked]).reshape(-1, 4)
+            k = match_detection(boxes, np.array([f.score for f in marked]), faces.keypoints[i])
             if k is not None:
-                out[i] = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[k]
+                out[i] = boxes[k]
         if advance:
             advance(len(chunk))
     return out
@@ -181,26 +169,24 @@ def face_boxes(
 
 
 def predict_faces(
-    model: Predictor,
+    marker: FaceMarker,
     images: Sequence[np.ndarray],
     boxes: np.ndarray,
-    flip: bool = False,
     batch_size: int = 32,
     advance: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Keypoints ``(N, 68, 2)`` for one box per image; NaN where the box is NaN (a miss).
 
-    Crops of up to ``batch_size`` images go through the network together when the model can
-    take faces of several images at once (see :func:`_predict`); otherwise one image at a time.
+    The crops of up to ``batch_size`` images go through the network together.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     pred = np.full((len(images), NUM_POINTS, 2), np.nan)
     found = np.flatnonzero(np.isfinite(boxes).all(axis=1))
-    step = max(1, int(batch_size)) if _batches_images(model) else 1
+    step = max(1, int(batch_size))
     for start in range(0, len(found), step):
         idx = found[start : start + step]
-        for i, kps in zip(idx, _predict(model, images, boxes, idx, flip), strict=True):
-            pred[i] = np.asarray(kps, dtype=np.float64).reshape(NUM_POINTS, 2)
+        for i, kps in zip(idx, _predict(marker, images, boxes, idx), strict=True):
+            pred[i] = kps
         if advance:
             advance(len(idx))
     if advance and len(images) > len(found):
@@ -209,10 +195,9 @@ def predict_faces(
 
 
 def time_inference(
-    model: Predictor,
+    marker: FaceMarker,
     images: Sequence[np.ndarray],
     boxes: np.ndarray,
-    flip: bool = False,
     batch_sizes: Sequence[int] = TIMING_BATCHES,
     min_seconds: float = 0.5,
     min_repeats: int = 5,
@@ -235,11 +220,9 @@ def time_inference(
     out: dict[int, float] = {}
     for bs in batch_sizes:
         picks = [usable[k % len(usable)] for k in range(bs)]
-        if not _batches_images(model):  # one image per call: that many faces on it
-            picks = [picks[0]] * bs
 
         def call(picks: list[int] = picks) -> None:
-            _predict(model, images, boxes, picks, flip)
+            _predict(marker, images, boxes, picks)
             sync()
 
         for _ in range(2):
@@ -257,43 +240,13 @@ def time_inference(
 
 
 def _predict(
-    model: Predictor,
-    images: Sequence[np.ndarray],
-    boxes: np.ndarray,
-    idx: Sequence[int],
-    flip: bool,
+    marker: FaceMarker, images: Sequence[np.ndarray], boxes: np.ndarray, idx: Sequence[int]
 ) -> list[np.ndarray]:
     """Keypoints ``(68, 2)`` for face ``boxes[i]`` of ``images[i]``, ``i`` in ``idx``, in one
-    network call when the model allows it.
-
-    ``predict_batch(images, boxes_per_image, flip)`` takes faces of several images; a model
-    with ``crops``/``predict_crops`` (a :class:`Landmarker`) gets its crops stacked into one
-    batch; anything else must be given faces of one image (``predict``).
-    """
+    network call (the landmark half of the pipeline ``annotate`` uses)."""
     idx = [int(i) for i in idx]
-    if hasattr(model, "predict_batch"):
-        per_image_boxes = [boxes[[i]] for i in idx]
-        results = model.predict_batch([images[i] for i in idx], per_image_boxes, flip=flip)
-        return [np.asarray(kps).reshape(NUM_POINTS, 2) for kps, _ in results]
-    if hasattr(model, "crops") and hasattr(model, "predict_crops"):
-        from facemark import transforms
-
-        cropped = [model.crops(images[i], boxes[[i]]) for i in idx]
-        kps, _ = model.predict_crops(np.concatenate([c for c, _ in cropped]), flip)
-        return [
-            transforms.apply_affine(np.asarray(k, np.float64), transforms.invert_affine(m[0]))
-            for k, (_, m) in zip(kps, cropped, strict=True)
-        ]
-    if len(set(idx)) > 1:
-        raise ValueError("a model without predict_batch takes faces of one image per call")
-    kps, _ = model.predict(images[idx[0]], boxes[idx], flip=flip)
-    return list(np.asarray(kps).reshape(len(idx), NUM_POINTS, 2))
-
-
-def _batches_images(model: Predictor) -> bool:
-    """Whether faces of different images can share one network call (see :func:`_predict`)."""
-    crops = hasattr(model, "crops") and hasattr(model, "predict_crops")
-    return crops or hasattr(model, "predict_batch")
+    marks = marker.landmarks([images[i] for i in idx], [boxes[[i]] for i in idx])
+    return [kps.reshape(NUM_POINTS, 2).astype(np.float64) for kps, _ in marks]
 
 
 def _threads(device: str) -> int | None:
@@ -373,13 +326,11 @@ class Evaluation:
 
 
 def run_evaluation(
-    model: Predictor,
+    model: Landmarker | FaceMarker,
     faces: FaceSet,
     *,
     name: str = "model",
     boxes: str | np.ndarray = "gt",
-    detector: Detector | None = None,
-    threshold: float = 0.5,
     flip: bool = False,
     batch_size: int = 32,
     timing: bool = True,
@@ -392,27 +343,30 @@ def run_evaluation(
     ``boxes`` is a mode (``"gt"``/``"detect"``) or precomputed ``(N, 4)`` boxes with NaN rows
     for misses (so several models share one detector pass).
     """
+    from facemark.pipeline import FaceMarker
+
     mode = boxes if isinstance(boxes, str) else "detect"
     progress = progress or _Progress(enabled=False)
+    marker = model if isinstance(model, FaceMarker) else FaceMarker(None, model, device, flip)
     if mode == "detect" and isinstance(boxes, str):
         with progress.task("detecting faces", len(faces)) as adv:
-            crop_boxes = face_boxes(faces, mode, detector, threshold, batch_size, advance=adv)
+            crop_boxes = face_boxes(faces, mode, marker, batch_size, advance=adv)
     elif isinstance(boxes, str):
         crop_boxes = face_boxes(faces, mode)
     else:
         crop_boxes = np.asarray(boxes, dtype=np.float64).reshape(len(faces), 4)
     with progress.task(f"evaluating {name}", len(faces)) as adv:
-        pred = predict_faces(model, faces.images, crop_boxes, flip, batch_size, advance=adv)
+        pred = predict_faces(marker, faces.images, crop_boxes, batch_size, advance=adv)
     nme, scores = score(pred, faces.keypoints)
     ms: dict[int, float] = {}
     if timing:
         with progress.task(f"timing {name} (batch {', '.join(map(str, TIMING_BATCHES))})", None):
-            ms = time_inference(model, faces.images, crop_boxes, flip, device=device)
+            ms = time_inference(marker, faces.images, crop_boxes, device=device)
     info = {"model": name, "split": split, "boxes": mode}
     info.update((k, scores[k]) for k in ("images", "found", "missed", "nme_io"))
     info.update((k, scores[k]) for k in ("fr_08", "fr_10", "auc_08", "auc_10"))
     info.update(ms_per_face=ms.get(1), ms_per_face_b32=ms.get(32), regions=scores["regions"])
-    info.update(flip=bool(flip), device=str(device), threads=_threads(device))
+    info.update(flip=marker.flip, device=str(device), threads=_threads(device))
     return Evaluation(info, list(faces.names), pred, nme, list(faces.images), faces.keypoints)
 
 
@@ -438,10 +392,10 @@ def evaluate_models(
     limit: int | None = None,
     boxes: str = "gt",
     detector: Any = "default",
-    threshold: float = 0.5,
+    threshold: float = DetectorConfig.threshold,
     flip: bool = False,
     device: str | None = "cpu",
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     timing: bool = True,
     threads: int | None = None,
     report: str | Path | None = None,
@@ -464,7 +418,6 @@ def evaluate_models(
     regions, ms_per_face (batch 1), ms_per_face_b32, split, boxes, flip, device (plus
     val_split for ``split="val"`` and per_image when asked).  Non-finite values are None.
     """
-    from facemark import hub
 
     if boxes not in BOX_MODES:
         raise UsageError(f"--boxes must be one of {', '.join(BOX_MODES)}, not '{boxes}'")
@@ -474,7 +427,11 @@ def evaluate_models(
         raise UsageError("--images and --labels go together: a folder of images and its CSV")
     if split not in SPLITS and faces is None and images is None:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not '{split}'")
-    device = hub.resolve_device(device)
+    from facemark.detectors import load_detector
+    from facemark.devices import resolve_device
+    from facemark.pipeline import FaceMarker
+
+    device = resolve_device(device)
     explicit = {"val_fraction": val_fraction, "seed": seed, "val_by": val_by}
     source = _FrameSource(faces, images, labels, split, root, limit, explicit, progress)
     prog = _Progress(enabled=progress)
@@ -482,7 +439,11 @@ def evaluate_models(
     with _torch_threads(threads), prog:
         source.preload()  # a data error shows before any model is loaded or downloaded
         loaded = [_load_model(m, device) for m in models]
-        det = hub.load_detector(detector, device=device) if boxes == "detect" else None
+        det = (
+            load_detector(detector, device, DetectorConfig(threshold=threshold))
+            if boxes == "detect"
+            else None
+        )
         detected: dict[int, np.ndarray] = {}  # frame set -> detector boxes, shared by models
         for model, label, config, meta in loaded:
             frames, split_name, val_split = source.frames_for(config)
@@ -491,7 +452,7 @@ def evaluate_models(
                 if id(frames) not in detected:
                     with prog.task("detecting faces", len(frames)) as adv:
                         detected[id(frames)] = face_boxes(
-                            frames, "detect", det, threshold, batch_size, advance=adv
+                            frames, "detect", FaceMarker(det, model, device), batch_size, adv
                         )
                 crop_boxes = detected[id(frames)]
             ev = run_evaluation(
@@ -562,14 +523,14 @@ class _FrameSource:
         return self._sets[key], self.split, settings
 
 
-def _load_model(spec: Any, device: str) -> tuple[Predictor, str, dict[str, Any], dict[str, Any]]:
+def _load_model(spec: Any, device: str) -> tuple[Landmarker, str, dict[str, Any], dict[str, Any]]:
     """(model, display name, training config, facts for the summary) for a spec or a model."""
-    if hasattr(spec, "predict"):
-        name = str(getattr(spec, "name", type(spec).__name__))
-        info = dict(getattr(spec, "info", None) or {})
-        return spec, name, dict(getattr(spec, "config", None) or {}), {"arch": info.get("arch")}
     from facemark import checkpoint, hub
     from facemark.landmarker import Landmarker
+
+    if isinstance(spec, Landmarker):
+        name = str(spec.info.get("run_name") or spec.arch)
+        return spec, name, dict(spec.info.get("config") or {}), {"arch": spec.arch}
 
     path = hub.resolve_model(spec, "landmarks")
     payload = checkpoint.load_checkpoint(path, "landmarks")

@@ -34,13 +34,22 @@ from facemark.errors import CheckpointError, DataError, UsageError
 from facemark.files import sha256_file, write_json
 
 if TYPE_CHECKING:
-    from facemark.detection import FaceDetector
     from facemark.landmarker import Landmarker
 
 TASKS = ("landmarks", "detector")
 
-#: The bundled checkpoint each task uses for the spec ``default``.
-DEFAULT_FILES = {"landmarks": "landmarks.pt", "detector": "detector.pt"}
+#: The names of the bundled checkpoints, per task (``default`` is what every command uses
+#: when given no model).
+BUNDLED: dict[str, dict[str, str]] = {
+    "landmarks": {"default": "landmarks.pt"},
+    "detector": {
+        "default": "yunet_n.pt",
+        "yunet": "yunet_n.pt",
+        "yunet_n": "yunet_n.pt",
+        "yunet_s": "yunet_s.pt",
+        "facemark": "detector.pt",
+    },
+}
 
 #: Metrics shown by ``facemark models``, most preferred first (lower is better for all).
 _METRIC_PREFERENCE = ("nme_io", "val_nme_io", "miss_rate", "val_loss", "loss")
@@ -70,8 +79,8 @@ def resolve_model(spec: str | os.PathLike, task: str = "landmarks") -> Path:
         return _existing_checkpoint(file_url_path(spec), spec)
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec):
         return fetch_url(spec)
-    if spec == "default":
-        return _bundled(DEFAULT_FILES[task], task)
+    if spec in BUNDLED[task]:
+        return _bundled(BUNDLED[task][spec], task)
     path = Path(spec).expanduser()
     if path.is_file() or (path.is_dir() and (path / "best.pt").exists()):
         return _existing_checkpoint(path, spec)
@@ -119,7 +128,7 @@ def _available_hint(task: str, bundled: bool = True) -> str:
     names = [
         m["name"]
         for m in list_models()
-        if m["task"] == task and (bundled or m["source"] != "bundled")
+        if m["task"] == task and not m.get("damaged") and (bundled or m["source"] != "bundled")
     ]
     if names:
         return f"available {task} models: {', '.join(names)}"
@@ -198,8 +207,13 @@ def fetch_url(spec: str) -> Path:
     # A per-process temporary name: shards started together must not write the same file.
     tmp = cached.with_name(f".{cached.name}.{os.getpid()}.download")
     try:
+        # keep_partial=False: the name is this process's, so no later run could resume it.
         download.download_file(
-            url, tmp, expected_sha256=expected, description=f"Downloading {url.rsplit('/', 1)[-1]}"
+            url,
+            tmp,
+            expected_sha256=expected,
+            description=f"Downloading {url.rsplit('/', 1)[-1]}",
+            keep_partial=False,
         )
         actual = sha256_file(tmp)
         if expected is not None and actual != expected:
@@ -217,13 +231,37 @@ def fetch_url(spec: str) -> Path:
     return cached
 
 
+_LEFTOVER = re.compile(r"^\..+\.(\d+)\.download(\.part(\.json)?)?$")
+
+
 def _remove_stale_downloads(cached: Path, max_age_s: float = 86400.0) -> None:
-    """Leftovers of downloads killed so hard their cleanup never ran (a day old or more)."""
+    """Leftovers of downloads killed so hard their cleanup never ran (SIGTERM, SIGKILL, a
+    closed terminal), for any URL of the cache: those of a process that no longer runs, and
+    any a day old or more (its pid may have been reused)."""
     now = time.time()
-    for leftover in cached.parent.glob(f".{cached.name}.*.download*"):
+    for leftover in cached.parent.glob(".*.download*"):
+        match = _LEFTOVER.match(leftover.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
         with contextlib.suppress(OSError):
-            if now - leftover.stat().st_mtime > max_age_s:
+            if pid != os.getpid() and (
+                not _process_alive(pid) or now - leftover.stat().st_mtime > max_age_s
+            ):
                 leftover.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; True where that cannot be told (then only age removes files)."""
+    if os.name != "posix":  # os.kill(pid, 0) is not a harmless probe on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it runs, as another user
+        return True
+    return True
 
 
 def _check_header(path: Path, url: str) -> None:
@@ -243,51 +281,23 @@ def _now() -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def resolve_device(device: str | None = "cpu") -> str:
-    """A torch device string, checked, so a missing GPU is a clear error and not a traceback.
-
-    ``None`` or ``"auto"`` picks CUDA when available, else the CPU.
-    """
-    import torch
-
-    if device is None or device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"unknown device '{device}' (use cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"device '{device}' requested but no CUDA GPU is available")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(f"no GPU {dev.index}: this machine has {torch.cuda.device_count()}")
-    return str(dev)
-
-
 def load_model(spec: Any = "default", device: str | None = "cpu") -> Landmarker:
     """A :class:`Landmarker` for ``spec``: a name, run, path, URL or checkpoint dict.
 
     An already loaded Landmarker is returned as it is.
     """
-    if hasattr(spec, "predict"):
-        return spec
+    from facemark.devices import resolve_device
     from facemark.landmarker import Landmarker
 
+    if isinstance(spec, Landmarker):
+        return spec
+    if not isinstance(spec, (str, os.PathLike, Mapping)):
+        raise UsageError(
+            f"expected a model spec (name, run, path, URL), a checkpoint dict or a Landmarker, "
+            f"got {type(spec).__name__}"
+        )
     source = spec if isinstance(spec, Mapping) else resolve_model(spec, "landmarks")
     return Landmarker.from_checkpoint(source, device=resolve_device(device))
-
-
-def load_detector(spec: Any = "default", device: str | None = "cpu") -> FaceDetector:
-    """A :class:`FaceDetector` for ``spec``: a name, run, path, URL or checkpoint dict.
-
-    An already loaded FaceDetector is returned as it is.
-    """
-    if hasattr(spec, "detect"):
-        return spec
-    from facemark.detection import FaceDetector
-
-    source = spec if isinstance(spec, Mapping) else resolve_model(spec, "detector")
-    return FaceDetector.from_checkpoint(source, device=resolve_device(device))
 
 
 # --------------------------------------------------------------------------- listing
@@ -298,25 +308,25 @@ def list_models() -> list[dict[str, Any]]:
 
     Each entry: ``name`` (what ``--model`` accepts), ``task``, ``source`` (bundled/run),
     ``arch``, ``date`` (ISO), ``metric`` (name) and ``value`` (validation, lower is better,
-    or None), ``epoch`` and ``path``.  Unreadable checkpoints are skipped: a listing must not
-    fail because one run crashed mid-save.
+    or None), ``epoch``, ``path`` and ``damaged`` (None, or what is wrong with the file).  A
+    run whose best.pt cannot be read (it crashed mid-save, a truncated copy) is listed with
+    ``damaged`` set, arch and metric None: a listing must neither fail nor hide it.
     """
     entries: list[dict[str, Any]] = []
     weights = paths.bundled_weights_dir()
-    defaults = {name: task for task, name in DEFAULT_FILES.items()}
     for path in sorted(weights.glob("*.pt")) if weights.is_dir() else []:
         info = _describe(path)
         if info is None:
             continue
-        default_task = defaults.get(path.name)
-        name = "default" if default_task == info["task"] else path.stem
+        aliases = [a for a, f in BUNDLED.get(info["task"], {}).items() if f == path.name]
+        name = aliases[0] if aliases else path.stem
         entries.append({"name": name, "source": "bundled", **info})
     runs = []
     root = paths.runs_dir()
     for run in sorted(root.iterdir()) if root.is_dir() else []:
         best = run / "best.pt"
         if run.is_dir() and _is_plain_name(run.name) and best.is_file():
-            info = _describe(best)
+            info = _describe(best) or _damaged(best, _run_task(run))
             if info is not None:
                 runs.append({"name": run.name, "source": "run", **info})
     runs.sort(key=lambda e: e["date"], reverse=True)
@@ -334,9 +344,11 @@ def models_table(entries: list[dict[str, Any]]) -> Any:
         )
     for e in entries:
         metric = f"{e['metric']} {e['value']:.4f}" if e["value"] is not None else "-"
+        if e.get("damaged"):
+            metric = f"[red]damaged: {e['damaged']}[/]"
         table.add_row(
             e["name"],
-            e["task"],
+            e["task"] or "-",
             e["source"],
             e["arch"] or "-",
             e["date"][:16].replace("T", " "),
@@ -373,16 +385,49 @@ def _describe(path: Path) -> dict[str, Any] | None:
         "value": value,
         "epoch": payload.get("epoch"),
         "path": str(path),
+        "damaged": None,
     }
 
 
+def _damaged(path: Path, task: str | None) -> dict[str, Any] | None:
+    """The listing entry of a run whose best.pt cannot be read (None if it has vanished)."""
+    try:
+        mtime = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc)
+    except OSError:
+        return None
+    return {
+        "task": task,
+        "arch": None,
+        "date": mtime.isoformat(timespec="seconds"),
+        "metric": None,
+        "value": None,
+        "epoch": None,
+        "path": str(path),
+        "damaged": f"unreadable {path.name}",
+    }
+
+
+def _run_task(run: Path) -> str | None:
+    """The task a run's config.json names, to label a run whose best.pt is damaged."""
+    try:
+        task = json.loads((run / "config.json").read_text()).get("task")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return task if task in TASKS else None
+
+
 def _read_payload(path: Path) -> dict[str, Any] | None:
-    """The checkpoint's metadata; memory-mapped so listing many runs stays quick."""
+    """The checkpoint's metadata, None when unreadable; memory-mapped so listing many runs
+    stays quick.  torch's warnings about foreign pickles do not belong in a listing."""
+    import warnings
+
     import torch
 
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # any unreadable file is simply not listed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # truncated, foreign or unreadable: the caller decides what to show
         return None
     return data if isinstance(data, dict) else None
 
@@ -404,13 +449,11 @@ def _val_metric(payload: dict[str, Any]) -> tuple[str | None, float | None]:
 
 
 __all__ = [
-    "DEFAULT_FILES",
+    "BUNDLED",
     "cached_path",
     "fetch_url",
     "list_models",
-    "load_detector",
     "load_model",
     "parse_url_spec",
-    "resolve_device",
     "resolve_model",
 ]

@@ -9,17 +9,30 @@ the points back through the inverse crop matrix.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from facemark import models, transforms
-from facemark.checkpoint import FORMAT, load_checkpoint
+from facemark import checkpoint, models, transforms
+from facemark.boxes import map_boxes
 from facemark.errors import CheckpointError, UsageError
+from facemark.images import DRAFT_FACTORS, Photo
 from facemark.shape import NUM_POINTS
+
+#: What a loaded model tells about itself (``Landmarker.info``), from its checkpoint.
+INFO_KEYS = (
+    "arch",
+    "arch_kwargs",
+    "img_size",
+    "metrics",
+    "epoch",
+    "run_name",
+    "facemark_version",
+    "dataset_fingerprint",
+)
 
 #: Faces per forward pass; bounds memory on photos with very many faces.
 MAX_BATCH = 64
@@ -53,7 +66,7 @@ class Landmarker:
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: str | os.PathLike | Mapping[str, Any], device: str = "cpu"
+        cls, source: str | os.PathLike | Mapping[str, Any], device: str = "cpu"
     ) -> Landmarker:
         """Rebuild the network a checkpoint describes (a path, or an already loaded dict).
 
@@ -61,18 +74,8 @@ class Landmarker:
         is not a landmark checkpoint, or names an architecture this version lacks, is a
         one-line :class:`CheckpointError`.
         """
-        if isinstance(checkpoint, Mapping):
-            data = dict(checkpoint)
-            where = str(data.get("run_name") or "checkpoint")
-            if data.get("format") not in (FORMAT, None) or "state_dict" not in data:
-                raise CheckpointError(f"{where} is not a facemark checkpoint")
-            if data.get("task") != cls.task:
-                raise CheckpointError(
-                    f"{where} holds a {data.get('task')} model, not a landmarks model"
-                )
-        else:
-            data = load_checkpoint(checkpoint, task=cls.task, map_location="cpu")
-            where = str(checkpoint)
+        data = checkpoint.read(source, task=cls.task)
+        where = str(source) if isinstance(source, (str, os.PathLike)) else "checkpoint"
         arch = data.get("arch")
         if arch not in models.ARCHS:
             raise CheckpointError(
@@ -90,27 +93,30 @@ class Landmarker:
         img_size = int(data.get("img_size") or getattr(model, "img_size", 0) or 0)
         if img_size <= 0:
             raise CheckpointError(f"{where} does not record its input size")
-        info = {
-            k: data.get(k)
-            for k in (
-                "arch",
-                "arch_kwargs",
-                "img_size",
-                "metrics",
-                "epoch",
-                "run_name",
-                "facemark_version",
-                "dataset_fingerprint",
-            )
-        }
+        info = {k: data.get(k) for k in INFO_KEYS}
         return cls(model, img_size, device, info)
 
-    def crops(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The network's view of each box: ``(crops uint8 (F, S, S, 3), matrices (F, 2, 3))``."""
-        out = [transforms.crop_face(image, box, self.img_size) for box in boxes]
-        if not out:
+    def crops(
+        self, photo: Photo, boxes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The network's view of each box: ``(crops uint8 (F, S, S, 3), matrices (F, 2, 3))``,
+        each matrix mapping full-size photo pixels to crop pixels.
+
+        Crops come from the coarsest decoded view of the photo that still holds every face at
+        the network's resolution, so a big face in a 12 MP photo is not cut from 12 MP.
+        """
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if not len(boxes):
             return np.zeros((0, self.img_size, self.img_size, 3), np.uint8), np.zeros((0, 2, 3))
-        return np.stack([c for c, _ in out]), np.stack([m for _, m in out])
+        side = (boxes[:, 2:] - boxes[:, :2]).max(axis=1).min() * transforms.CROP_SCALE
+        factor = max([f for f in DRAFT_FACTORS if f <= side / self.img_size], default=1)
+        view, to_view = photo.view(-(-max(photo.size) // factor) if factor > 1 else 0)
+        out_crops, out_matrices = [], []
+        for box in map_boxes(boxes, to_view):
+            crop, M = transforms.crop_face(view, box, self.img_size)
+            out_crops.append(crop)
+            out_matrices.append(transforms.compose(M, to_view))
+        return np.stack(out_crops), np.stack(out_matrices)
 
     @torch.inference_mode()
     def predict_crops(
@@ -127,7 +133,7 @@ class Landmarker:
             kps.append(k)
             conf.append(c)
         if not kps:
-            return np.zeros((0, NUM_POINTS, 2), np.float32), np.zeros((0, NUM_POINTS), np.float32)
+            return _none()
         return torch.cat(kps).numpy(), torch.cat(conf).numpy()
 
     def _run(self, x: torch.Tensor, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,23 +148,46 @@ class Landmarker:
             kps, conf = (kps + fk) / 2, (conf + fc[:, perm]) / 2
         return kps.float().cpu(), conf.float().cpu()
 
+    def predict_photos(
+        self, photos: Sequence[Photo], boxes: Sequence[np.ndarray], flip: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(keypoints (F, 68, 2), confidence (F, 68))`` per photo for its boxes, in full-size
+        photo pixels; the faces of all photos go through the network together.
+
+        This is the one landmark path: :class:`facemark.FaceMarker`, ``annotate``,
+        ``evaluate`` and :meth:`predict` all come here.
+        """
+        per_photo = [self.crops(p, b) for p, b in zip(photos, boxes, strict=True)]
+        crops = np.concatenate([c for c, _ in per_photo]) if per_photo else np.zeros((0,))
+        kps_all, conf_all = self.predict_crops(crops, flip) if len(crops) else _none()
+        out, start = [], 0
+        for _, matrices in per_photo:
+            stop = start + len(matrices)
+            kps = kps_all[start:stop].astype(np.float64)
+            for j, M in enumerate(matrices):
+                kps[j] = transforms.apply_affine(kps[j], transforms.invert_affine(M))
+            out.append((kps.astype(np.float32), conf_all[start:stop].astype(np.float32)))
+            start = stop
+        return out
+
     def predict(
-        self, image: np.ndarray, boxes: np.ndarray, flip: bool = False
+        self, image: Any, boxes: np.ndarray, flip: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """68 keypoints per face box, in image pixels, with a confidence in [0, 1] per point.
 
-        ``image`` is RGB uint8 ``(H, W, 3)``; ``boxes`` ``(F, 4)`` as ``x0, y0, x1, y1`` (from
-        the face detector or :func:`transforms.face_box_from_keypoints`).  ``flip`` averages
-        with the mirrored face: slightly more accurate, twice the time.
+        ``image`` is RGB uint8 ``(H, W, 3)`` (or a Pillow image, or a :class:`Photo`);
+        ``boxes`` ``(F, 4)`` as ``x0, y0, x1, y1`` (from a face detector or
+        :func:`transforms.face_box_from_keypoints`).  ``flip`` averages with the mirrored
+        face: slightly more accurate, twice the time.
         """
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        crops, matrices = self.crops(image, boxes)
-        kps, conf = self.predict_crops(crops, flip)
-        for i, M in enumerate(matrices):
-            kps[i] = transforms.apply_affine(kps[i].astype(np.float64), transforms.invert_affine(M))
-        return kps.astype(np.float32), conf.astype(np.float32)
+        photo = image if isinstance(image, Photo) else Photo.from_image(image)
+        return self.predict_photos([photo], [np.asarray(boxes, np.float64).reshape(-1, 4)], flip)[0]
 
     __call__ = predict
 
     def __repr__(self) -> str:
         return f"Landmarker(arch={self.arch!r}, img_size={self.img_size}, device='{self.device}')"
+
+
+def _none() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((0, NUM_POINTS, 2), np.float32), np.zeros((0, NUM_POINTS), np.float32)

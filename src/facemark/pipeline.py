@@ -1,0 +1,180 @@
+"""``FaceMarker``: pixels in, faces with 68 keypoints out — the one inference path.
+
+``annotate``, ``evaluate --boxes detect``, the Python API and the benchmarks all go through
+here, so they find the same faces and place the same points::
+
+    import facemark
+
+    marker = facemark.FaceMarker()                  # bundled detector and landmark model
+    for face in marker("photo.jpg"):                # a path, an RGB array or a Pillow image
+        print(face.box, face.score, face.keypoints.shape)   # (4,), float, (68, 2)
+
+How an image travels: it becomes a :class:`~facemark.images.Photo` once; the detector sees
+the smallest view of it that holds what it looks at (a 12 MP JPEG is decoded at 1/2 or 1/4
+size); the landmark model crops each face from the coarsest view that still holds the face
+at the network's resolution; every coordinate is reported in full-size pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from facemark import transforms
+from facemark.boxes import map_boxes
+from facemark.detectors import Detections, Detector, DetectorConfig, load_detector
+from facemark.errors import UsageError
+from facemark.images import DECODE_SIDE, Photo
+from facemark.landmarker import Landmarker
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: where it is, how sure the detector is, its 68 points and their confidence."""
+
+    box: np.ndarray  #: (4,) x0, y0, x1, y1 in image pixels (facemark face box)
+    score: float  #: the detector's calibrated score in [0, 1]
+    keypoints: np.ndarray  #: (68, 2) x, y in image pixels, 0-based pixel centres
+    confidence: np.ndarray  #: (68,) the landmark model's confidence in [0, 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The face's JSONL record (coordinates to 2 decimals, scores to 4)."""
+        return {
+            "box": np.round(np.asarray(self.box, np.float64), 2).tolist(),
+            "score": round(float(self.score), 4),
+            "keypoints": np.round(np.asarray(self.keypoints, np.float64), 2).tolist(),
+            "confidence": np.round(np.asarray(self.confidence, np.float64), 4).tolist(),
+        }
+
+
+def as_photo(image: Any, min_side: int = DECODE_SIDE) -> Photo:
+    """A :class:`Photo` from a path (decoded no larger than ``min_side`` needs), an array, a
+    Pillow image or a Photo."""
+    if isinstance(image, Photo):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        return Photo.open(image, min_side=min_side)
+    return Photo.from_image(image)
+
+
+class FaceMarker:
+    """A face detector and a landmark model, loaded once, used together.
+
+    ``detector`` and ``model`` take what ``--detector`` and ``--model`` take (a bundled name,
+    a run, a checkpoint path or URL, ``boxes:FILE`` for the detector) or loaded objects;
+    ``detector_options`` are the fields of :class:`DetectorConfig` (``threshold``,
+    ``min_face``, ``max_faces``, ``det_size``, ``confirm``: the landmark confidence a
+    detection needs to count as a face, see :meth:`mark`).  ``detector=None`` gives a landmark-only
+    marker (for boxes you already have: :meth:`landmarks`).
+    """
+
+    def __init__(
+        self,
+        detector: Any = "default",
+        model: Any = "default",
+        device: str | None = "cpu",
+        flip: bool = False,
+        **detector_options: Any,
+    ) -> None:
+        from facemark import hub
+        from facemark.devices import resolve_device
+
+        try:
+            config = DetectorConfig(**detector_options) if detector_options else None
+        except TypeError as exc:
+            raise UsageError(f"unknown detector option: {exc}") from None
+        self.device = resolve_device(device)
+        self.detector: Detector | None = (
+            None if detector is None else load_detector(detector, self.device, config)
+        )
+        self.landmarker: Landmarker = hub.load_model(model, self.device)
+        self.flip = bool(flip)
+
+    def __call__(self, image: Any) -> list[Face]:
+        """The faces in one image (a path, an RGB uint8 array, a Pillow image or a Photo)."""
+        return self.batch([image])[0]
+
+    def batch(
+        self, images: Sequence[Any], names: Sequence[str | None] | None = None
+    ) -> list[list[Face]]:
+        """The faces of several images: one detector pass and one landmark pass for all.
+
+        ``names`` (defaulting to the paths, for path inputs) lets a ``boxes:FILE``
+        detector find each image's boxes.
+        """
+        return self.mark(images, names)[0]
+
+    def mark(
+        self, images: Sequence[Any], names: Sequence[str | None] | None = None
+    ) -> tuple[list[list[Face]], list[int]]:
+        """:meth:`batch`, plus how many detections per image the landmark model rejected.
+
+        A detection is kept as a face only when the landmark model's mean confidence on it
+        reaches the detector config's ``confirm``: the detector alone scores some animals,
+        patterns and skin regions like faces, and the landmark model, which saw only human
+        faces, is a second opinion on them at no extra cost.
+        """
+        side = DECODE_SIDE if self.detector is None or self.detector.accepts_reduced else 0
+        photos = [as_photo(im, side) for im in images]
+        if names is None:
+            names = [os.fspath(im) if isinstance(im, (str, os.PathLike)) else None for im in images]
+        found = self.detect(photos, names)
+        marks = self.landmarks(photos, [d.boxes for d in found])
+        assert self.detector is not None  # detect() said so otherwise
+        confirm = self.detector.config.confirm if self.detector.needs_confirmation else 0.0
+        faces, rejected = [], []
+        for det, (kps, conf) in zip(found, marks, strict=True):
+            kept = [
+                Face(det.boxes[k], float(det.scores[k]), kps[k], conf[k])
+                for k in range(len(det))
+                if conf[k].mean() >= confirm
+            ]
+            faces.append(kept)
+            rejected.append(len(det) - len(kept))
+        return faces, rejected
+
+    def detect(
+        self, photos: Sequence[Photo], names: Sequence[str | None] | None = None
+    ) -> list[Detections]:
+        """Detections per photo, in full-size pixels."""
+        if self.detector is None:
+            raise UsageError("this FaceMarker has no detector (detector=None)")
+        det = self.detector
+        views = []
+        for photo in photos:
+            side = det.detection_side(photo.width, photo.height) if det.accepts_reduced else 0
+            views.append(photo.view(side))
+        found = det.detect_batch([np.asarray(v) for v, _ in views], names)
+        out = []
+        for d, (_, M) in zip(found, views, strict=True):
+            if np.allclose(M, [[1, 0, 0], [0, 1, 0]]):
+                out.append(d)
+                continue
+            back = transforms.invert_affine(M)
+            points = None
+            if d.points is not None:
+                points = transforms.apply_affine(d.points.astype(np.float64), back)
+                points = points.astype(np.float32)
+            out.append(Detections(map_boxes(d.boxes, back), d.scores, points))
+        return out
+
+    def landmarks(
+        self, photos: Sequence[Any], boxes: Sequence[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(keypoints (F, 68, 2), confidence (F, 68))`` per image for the given boxes."""
+        return self.landmarker.predict_photos([as_photo(p, 0) for p in photos], boxes, self.flip)
+
+    def describe(self) -> dict[str, Any]:
+        """What produced the output: detector and landmark model, for output headers."""
+        info = self.landmarker.info
+        return {
+            "detector": None if self.detector is None else self.detector.describe(),
+            "model": {"arch": info.get("arch"), "run_name": info.get("run_name")},
+        }
+
+    def __repr__(self) -> str:
+        return f"FaceMarker(detector={self.detector!r}, model={self.landmarker!r})"

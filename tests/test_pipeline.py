@@ -1,0 +1,162 @@
+"""FaceMarker, the one inference path: Face records, photos decoded once per resolution,
+the same faces alone or in a batch, the detector registry, user-supplied boxes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import facemark
+from facemark import transforms
+from facemark.detectors import DetectorConfig, load_detector
+from facemark.detectors.boxes import BoxesDetector
+from facemark.detectors.facemark import FacemarkDetector
+from facemark.detectors.yunet import YuNetDetector
+from facemark.errors import DataError, UsageError
+from facemark.images import Photo
+from facemark.pipeline import Face, FaceMarker
+
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
+needs_photos = pytest.mark.skipif(not PHOTOS.is_dir(), reason="../shared/photos not present")
+
+
+def _checker(size=(2000, 1500)) -> Image.Image:
+    """A big JPEG-able picture with a red square whose position is known exactly."""
+    img = Image.new("RGB", size, (40, 90, 140))
+    img.paste((255, 0, 0), (1200, 300, 1600, 700))  # x 1200..1599, y 300..699
+    return img
+
+
+def test_face_to_dict_is_the_jsonl_record() -> None:
+    face = Face(
+        np.array([1.234, 2.345, 30.0, 40.0]), 0.98765, np.full((68, 2), 5.5555), np.full(68, 0.5)
+    )
+    record = face.to_dict()
+    assert list(record) == ["box", "score", "keypoints", "confidence"]
+    assert record["box"] == [1.23, 2.35, 30.0, 40.0] and record["score"] == 0.9877
+    assert np.array(record["keypoints"]).shape == (68, 2) and record["keypoints"][0] == [5.56, 5.56]
+    json.dumps(record)  # plain Python types only
+
+
+def test_photo_draft_view_maps_back_to_full_pixels(tmp_path: Path) -> None:
+    path = tmp_path / "big.jpg"
+    _checker().save(path, quality=95)
+    photo = Photo.open(path, min_side=900)
+    view, M = photo.view(900)
+    assert photo.size == (2000, 1500) and view.size == (1000, 750)  # decoded at 1/2
+    red = np.all(np.abs(np.asarray(view).astype(int) - (255, 0, 0)) < 60, axis=2)
+    ys, xs = np.nonzero(red)
+    back = transforms.apply_affine(
+        np.array([[xs.min(), ys.min()], [xs.max(), ys.max()]], float), transforms.invert_affine(M)
+    )
+    np.testing.assert_allclose(back, [[1200, 300], [1599, 699]], atol=2.5)
+    assert photo.array().shape == (1500, 2000, 3)  # full size decoded on demand
+    assert Photo.open(path).view(0)[0].size == (2000, 1500)
+
+
+def test_landmarks_from_a_reduced_view_match_full_resolution(
+    tmp_path: Path, tiny_landmark_checkpoint: Path
+) -> None:
+    """A big face is cropped from the coarse view: the points barely move."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (1200, 1600, 3), dtype=np.uint8)
+    pixels = np.asarray(Image.fromarray(pixels).resize((400, 300)).resize((1600, 1200)))
+    marker = FaceMarker(None, tiny_landmark_checkpoint)
+    box = np.array([[300.0, 200, 1100, 1000]])  # crop side 1000 px: fine from a 1/4 view
+    full = marker.landmarks([Photo.from_image(pixels)], [box])[0][0]
+    path = tmp_path / "big.png"
+    Image.fromarray(pixels).save(path)
+    photo = Photo.from_image(pixels)
+    photo.view(400)  # make the 1/4 view, which the crop should now use
+    reduced = marker.landmarks([photo], [box])[0][0]
+    assert np.abs(full - reduced).max() < 4.0  # < 0.5 % of the 800 px face
+
+
+def test_no_face_is_an_empty_list_and_api_is_exported() -> None:
+    marker = facemark.FaceMarker()
+    assert isinstance(marker.detector, YuNetDetector)
+    assert marker(np.full((240, 320, 3), 127, np.uint8)) == []
+    assert marker.batch([]) == []
+    assert facemark.Face is Face and facemark.load_detector is load_detector
+
+
+def test_detector_registry_names() -> None:
+    assert isinstance(load_detector("facemark"), FacemarkDetector)
+    assert isinstance(load_detector("yunet_s"), YuNetDetector)
+    assert load_detector("yunet_s").describe()["version"].startswith("yunet_s-")
+    with pytest.raises(UsageError):
+        load_detector("no-such-detector")
+    with pytest.raises(UsageError, match="unknown detector option"):
+        FaceMarker(threshhold=0.4)
+
+
+@needs_photos
+def test_same_faces_alone_or_in_a_batch_and_from_a_path() -> None:
+    """A photo gives the same detections whatever else is in the batch (different sizes)."""
+    marker = FaceMarker()
+    paths = [PHOTOS / n for n in ("couple.jpg", "img11.jpg", "insightface_t1.jpg")]
+    arrays = [facemark.load_image(p) for p in paths]
+    batched = marker.batch(arrays)
+    assert [len(f) for f in batched] == [2, 1, 6]
+    for array, faces in zip(arrays, batched, strict=True):
+        alone = marker(array)
+        assert len(alone) == len(faces)
+        for a, b in zip(alone, faces, strict=True):
+            np.testing.assert_allclose(a.box, b.box, atol=1e-3)
+            assert abs(a.score - b.score) < 1e-5
+            np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-2)
+    from_path = marker(paths[2])
+    assert len(from_path) == 6
+
+
+def test_boxes_detector_reads_json_and_csv(tmp_path: Path) -> None:
+    image = np.zeros((100, 120, 3), np.uint8)
+    (tmp_path / "b.json").write_text(
+        json.dumps({"photos/a.jpg": [[10, 10, 60, 70, 0.9], [70, 20, 110, 80]]})
+    )
+    (tmp_path / "b.csv").write_text("image,x0,y0,x1,y1,score\nsub/a.jpg,10,10,60,70,0.3\n")
+    det = load_detector(f"boxes:{tmp_path / 'b.json'}")
+    assert isinstance(det, BoxesDetector) and det.describe()["name"] == "boxes"
+    found = det.detect(image, "photos/a.jpg")
+    np.testing.assert_allclose(found.scores, [1.0, 0.9])  # best first
+    assert len(det.detect(image, "elsewhere/a.jpg")) == 2  # matched by file name
+    assert len(det.detect(image, "other.jpg")) == 0
+    low = load_detector(tmp_path / "b.csv", config=DetectorConfig(threshold=0.5))
+    assert len(low.detect(image, "a.jpg")) == 0  # below the threshold
+    (tmp_path / "bad.json").write_text(json.dumps({"a.jpg": [[10, 10, 5, 70]]}))
+    with pytest.raises(DataError, match="x1 <= x0"):
+        load_detector(tmp_path / "bad.json")
+    with pytest.raises(UsageError, match="not found"):
+        load_detector("boxes:missing.json")
+
+
+def test_annotate_with_user_boxes_records_the_detector(
+    tmp_path: Path, tiny_landmark_checkpoint: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (160, 120), (90, 90, 90)).save(folder / "a.png")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"a.png": [[20, 10, 100, 110]]}))
+    records = facemark.annotate(
+        folder, detector=f"boxes:{boxes}", model=tiny_landmark_checkpoint, draw=False
+    )
+    assert records[0]["detector"]["name"] == "boxes"
+    assert records[0]["faces"][0]["box"] == [20.0, 10.0, 100.0, 110.0]
+
+
+def test_import_sets_passive_openmp_unless_the_user_chose() -> None:
+    code = "import os, facemark; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "ACTIVE"

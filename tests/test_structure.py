@@ -1,0 +1,115 @@
+"""The shape of the package: no import circles, and every --help default is the code's."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from facemark import annotator, evaluate
+from facemark.cli import app
+from facemark.detectors.base import DetectorConfig
+from facemark.tasks.defaults import DEFAULTS, default_text
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "facemark"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, known: set[str]) -> set[str]:
+    """Every facemark module ``path`` imports, at the top or inside a function (type-checking
+    blocks excepted: they never run)."""
+    tree = ast.parse(path.read_text())
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for n in ast.walk(node)}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            if name in known:
+                found.add(name)
+    return found
+
+
+def test_the_import_graph_has_no_circle() -> None:
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {m: _imports(p, set(files)) - {m} for m, p in files.items()}
+    # a module imports its parent packages implicitly; those edges are not circles of ours
+    for m in graph:
+        graph[m] = {d for d in graph[m] if not m.startswith(d + ".")}
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep) :] + [dep] if dep in stack else [node, dep]
+                pytest.fail("import circle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep, [*stack, dep])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def _params(command: str) -> dict[str, object]:
+    click_app = typer.main.get_command(app)
+    cmd = click_app.commands[command]  # type: ignore[attr-defined]
+    return {p.name: p for p in cmd.params}
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        *[
+            (f.name, getattr(annotator.AnnotateConfig(), f.name))
+            for f in dataclasses.fields(annotator.AnnotateConfig)
+            if f.name not in ("detection",)
+        ],
+        *[(f.name, getattr(DetectorConfig(), f.name)) for f in dataclasses.fields(DetectorConfig)],
+    ],
+)
+def test_annotate_help_defaults_are_the_code_defaults(option: str, value: object) -> None:
+    params = _params("annotate")
+    name = {"csv": "csv_out"}.get(option, option)
+    assert params[name].default == value  # type: ignore[attr-defined]
+
+
+def test_evaluate_and_train_help_defaults_are_the_code_defaults() -> None:
+    ev = _params("evaluate")
+    assert ev["batch_size"].default == evaluate.BATCH_SIZE  # type: ignore[attr-defined]
+    assert ev["threshold"].default == DetectorConfig().threshold  # type: ignore[attr-defined]
+    train = _params("train")
+    for field in dataclasses.fields(DEFAULTS["landmarks"]):
+        shown = train[field.name].show_default  # type: ignore[attr-defined]
+        assert shown == default_text(field.name)
+        assert str(getattr(DEFAULTS["landmarks"], field.name)) in shown
+        assert str(getattr(DEFAULTS["detector"], field.name)) in shown
+
+
+def test_help_shows_the_defaults_and_no_bool_placeholder() -> None:
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    for command in ("annotate", "evaluate", "train", "fetch-data", "models", "info"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.output
+    text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
+    assert f"{DEFAULTS['landmarks'].epochs}; detector {DEFAULTS['detector'].epochs}" in text
