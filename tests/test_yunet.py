@@ -284,10 +284,11 @@ def test_detection_passes_policy():
     assert detection_passes(640, 427) == ((640, None),)
     assert detection_passes(1000, 1500) == ((640, None),)  # photo: YuNet's 640
     assert detection_passes(1600, 1067) == ((640, None),)
-    big = detection_passes(3000, 4000)  # 12 MP: coarse pass + fine pass at half size
-    assert big == ((640, None), (2016, 200.0))
+    big = detection_passes(3000, 4000)  # 12 MP: coarse pass + fine pass at a quarter size
+    assert big == ((640, None), (1024, 200.0))
     assert detection_passes(1700, 1200) == ((640, None), (960, 85.0))
-    assert detection_passes(6000, 9000)[1][0] == 2560
+    assert detection_passes(2903, 4352) == ((640, None), (1088, pytest.approx(217.6)))
+    assert detection_passes(6000, 9000)[1][0] == 1280
     assert detection_passes(3000, 4000, det_size=960) == ((960, None),)
     for h, w in [(10, 10), (333, 777), (2000, 3001), (5000, 100)]:
         for size, _ in detection_passes(h, w):

@@ -8,7 +8,8 @@
 
 in pixels of the image as a viewer shows it (EXIF orientation applied), coordinates rounded to
 two decimals.  With ``out`` it also writes ``annotations.jsonl`` (one such line per image) and,
-as asked, annotated copies, a dataset-style CSV and iBUG ``.pts`` files.  See docs/annotate.md.
+as asked, annotated copies, a dataset-style CSV, a COCO keypoints JSON and iBUG ``.pts``
+files.  See docs/annotate.md.
 
 How a run is organised, and why:
 
@@ -47,7 +48,7 @@ from PIL import Image
 from facemark.detectors.base import DetectorConfig
 from facemark.errors import DataError, UsageError
 from facemark.files import atomic_write
-from facemark.images import DECODE_SIDE, Photo
+from facemark.images import Photo
 from facemark.shape import LABEL_ORIGIN, NUM_POINTS
 
 if TYPE_CHECKING:  # the pipeline imports torch: loaded when a run starts, not with the CLI
@@ -234,7 +235,7 @@ def select_shard(items: Sequence[InputImage], shard: tuple[int, int] | None) -> 
 
 
 def _decoded(
-    items: Iterable[InputImage], lookahead: int, min_side: int
+    items: Iterable[InputImage], lookahead: int, min_side: int | Callable[[int, int], int]
 ) -> Iterator[tuple[InputImage, Photo | str]]:
     """Photos decoded in background threads, yielded in order: the photo or why it failed.
 
@@ -294,6 +295,8 @@ class AnnotateConfig:
     boxes: bool = False
     #: Also write annotations.csv (dataset format, one row per face).
     csv: bool = False
+    #: Also write annotations.coco.json (COCO keypoints, for labelling tools).
+    coco: bool = False
     #: Also write one iBUG .pts file per face.
     pts: bool = False
     #: Resume: skip images already in the output's annotations*.jsonl.
@@ -399,6 +402,10 @@ class Layout:
     @property
     def csv(self) -> Path:
         return self.out / f"{JSONL_NAME}{self.suffix}.csv"
+
+    @property
+    def coco(self) -> Path:
+        return self.out / f"{JSONL_NAME}{self.suffix}.coco.json"
 
     def overlay(self, item: InputImage) -> Path:
         """The annotated copy: same relative path and format (PNG when it cannot be saved)."""
@@ -701,8 +708,8 @@ def run(
     shard_spec = parse_shard(config.shard)
     warn = on_warning or (lambda message: warnings.warn(message, AnnotateWarning, stacklevel=3))
     out_dir = Path(out).expanduser() if out is not None else None
-    if out_dir is None and (config.csv or config.pts or config.skip_existing):
-        raise UsageError("csv, pts and skip_existing need an output folder (out=...)")
+    if out_dir is None and (config.csv or config.coco or config.pts or config.skip_existing):
+        raise UsageError("csv, coco, pts and skip_existing need an output folder (out=...)")
 
     items, problems = collect_inputs(inputs, config.recursive, exclude=_own_output(out_dir))
     if not items:
@@ -737,6 +744,10 @@ def run(
             _process(todo, marker, config, open_writer, summary, warn, on_record, progress)
     if config.csv and layout is not None and layout.jsonl.is_file():
         write_csv(layout.jsonl, layout.csv)
+    if config.coco and layout is not None and layout.jsonl.is_file():
+        from facemark.coco import write_coco
+
+        write_coco(layout.jsonl, layout.coco)
     summary.seconds = time.perf_counter() - start
     if summary.images == 0 and summary.failures and not summary.skipped:
         first, reason = summary.failures[0]
@@ -765,7 +776,7 @@ def _process(
     task = progress.add_task("Annotating", total=len(todo)) if progress is not None else None
     size = config.batch_size
     # Annotated copies need every pixel; otherwise decode no larger than detection needs.
-    min_side = 0 if config.draw or not marker.detector.accepts_reduced else DECODE_SIDE
+    min_side = 0 if config.draw else marker.decode_side
     try:
         decoded = _decoded(todo, size, min_side)
         for batch in _batches(decoded, size, summary, warn, progress, task):

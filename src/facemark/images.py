@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,6 @@ from facemark.errors import DataError, UsageError
 
 #: Draft (DCT-domain) reductions JPEG decoding offers.
 DRAFT_FACTORS = (8, 4, 2, 1)
-#: Longer side (px) a JPEG is decoded at, at least, when only detection and landmark crops
-#: need it (no annotated copy): enough for what any detector looks at (YuNet's largest
-#: default pass is 1,280 px); a face too small to crop from that view is cropped from a finer
-#: one, decoded when needed.
-DECODE_SIDE = 1280
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -135,17 +130,20 @@ class Photo:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | os.PathLike, min_side: int = 0) -> Photo:
+    def open(cls, path: str | os.PathLike, min_side: int | Callable[[int, int], int] = 0) -> Photo:
         """Decode ``path`` in full (``min_side`` 0), or, for a JPEG, only as small as keeps
-        ``min_side`` pixels on the longer side; finer views are decoded when asked for."""
+        ``min_side`` pixels on the longer side (a number, or a function of the full width and
+        height: what a detector looks at of an image that big); finer views are decoded when
+        asked for."""
         path = Path(path)
-        if min_side > 0:
+        if min_side != 0:
             with _reading(path):
                 with Image.open(path) as header:
                     size, is_jpeg = _oriented_size(header), header.format == "JPEG"
-            if is_jpeg:
+            side = min_side(*size) if callable(min_side) else int(min_side)
+            if is_jpeg and side > 0:
                 photo = cls(None, size, path)
-                factor = photo._factor_for(min_side)
+                factor = photo._factor_for(side)
                 photo._views[factor] = _decode(path, factor)
                 return photo
         im = _decode(path)

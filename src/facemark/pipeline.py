@@ -18,7 +18,7 @@ at the network's resolution; every coordinate is reported in full-size pixels.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from facemark import transforms
 from facemark.boxes import map_boxes
 from facemark.detectors import Detections, Detector, DetectorConfig, load_detector
 from facemark.errors import UsageError
-from facemark.images import DECODE_SIDE, Photo
+from facemark.images import Photo
 from facemark.landmarker import Landmarker
 
 
@@ -51,9 +51,9 @@ class Face:
         }
 
 
-def as_photo(image: Any, min_side: int = DECODE_SIDE) -> Photo:
-    """A :class:`Photo` from a path (decoded no larger than ``min_side`` needs), an array, a
-    Pillow image or a Photo."""
+def as_photo(image: Any, min_side: int | Callable[[int, int], int] = 0) -> Photo:
+    """A :class:`Photo` from a path (decoded no larger than ``min_side`` needs, see
+    :meth:`Photo.open`), an array, a Pillow image or a Photo."""
     if isinstance(image, Photo):
         return image
     if isinstance(image, (str, os.PathLike)):
@@ -118,8 +118,7 @@ class FaceMarker:
         patterns and skin regions like faces, and the landmark model, which saw only human
         faces, is a second opinion on them at no extra cost.
         """
-        side = DECODE_SIDE if self.detector is None or self.detector.accepts_reduced else 0
-        photos = [as_photo(im, side) for im in images]
+        photos = [as_photo(im, self.decode_side) for im in images]
         if names is None:
             names = [os.fspath(im) if isinstance(im, (str, os.PathLike)) else None for im in images]
         found = self.detect(photos, names)
@@ -136,6 +135,11 @@ class FaceMarker:
             faces.append(kept)
             rejected.append(len(det) - len(kept))
         return faces, rejected
+
+    def decode_side(self, width: int, height: int) -> int:
+        """How large a photo this big needs decoding for detection (0: in full)."""
+        det = self.detector
+        return det.detection_side(width, height) if det and det.accepts_reduced else 0
 
     def detect(
         self, photos: Sequence[Photo], names: Sequence[str | None] | None = None

@@ -28,11 +28,11 @@ def load_detector(
 ) -> Detector:
     """The detector ``spec`` names, loaded on ``device`` with ``config``'s options.
 
-    A loaded :class:`Detector` is returned as it is, or, given a ``config``, as a copy that
-    uses it.
+    A loaded :class:`Detector` is returned as it is, or, given a different ``config``, as a
+    copy that uses it.
     """
     if isinstance(spec, Detector):
-        if config is None:
+        if config is None or config == spec.config:
             return spec
         config.check()
         other = copy.copy(spec)
