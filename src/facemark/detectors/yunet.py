@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -57,6 +56,7 @@ from facemark import checkpoint as ckpt
 from facemark.boxes import letterbox, letterbox_shape, nms
 from facemark.detectors.base import Detections, Detector, DetectorConfig
 from facemark.errors import CheckpointError, UsageError
+from facemark.images import as_rgb_array
 
 TASK = "detector"
 ARCH = "yunet"
@@ -391,44 +391,10 @@ def detection_passes(
 # --------------------------------------------------------------------------- detector
 
 
-def _as_rgb(image: Any) -> np.ndarray:
-    arr = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
-    if arr.dtype != np.uint8:
-        raise UsageError(f"expected a uint8 image, got {arr.dtype}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    elif arr.ndim == 3 and arr.shape[2] == 4:
-        arr = arr[..., :3]
-    elif arr.ndim == 3 and arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise UsageError(f"expected an (H, W, 3) image, got shape {arr.shape}")
-    return arr
-
-
-def _checkpoint_data(path_or_dict: Any) -> dict[str, Any]:
-    """A validated YuNet checkpoint dict from a path or an already loaded dict."""
-    if isinstance(path_or_dict, dict):
-        data = path_or_dict
-        missing = [k for k in ckpt.REQUIRED_KEYS if k not in data]
-        if data.get("format") != ckpt.FORMAT or missing:
-            raise CheckpointError(
-                "not a facemark checkpoint"
-                + (f" (missing {', '.join(missing)})" if missing else "")
-            )
-        if data.get("format_version") != ckpt.FORMAT_VERSION:
-            raise CheckpointError(
-                f"checkpoint format {data.get('format_version')}; this facemark reads format "
-                f"{ckpt.FORMAT_VERSION}"
-            )
-        if data["task"] != TASK:
-            raise CheckpointError(
-                f"the checkpoint holds a {data['task']} model, not a face detector"
-            )
-    elif isinstance(path_or_dict, (str, os.PathLike)):
-        data = ckpt.load_checkpoint(path_or_dict, task=TASK)
-    else:
-        raise UsageError(f"expected a checkpoint path or dict, got {type(path_or_dict).__name__}")
+def _checkpoint_data(source: Any) -> dict[str, Any]:
+    """A validated YuNet checkpoint dict (:func:`facemark.checkpoint.read`, then YuNet's own
+    arch and variant) from a path or an already loaded dict."""
+    data = ckpt.read(source, task=TASK)
     if data["arch"] != ARCH:
         raise CheckpointError(f"the checkpoint holds a {data['arch']!r} detector, not YuNet")
     variant = dict(data["arch_kwargs"]).get("variant")
@@ -551,7 +517,7 @@ class YuNetDetector(Detector):
     def detect_batch(
         self, images: Sequence[np.ndarray], names: Sequence[str | None] | None = None
     ) -> list[Detections]:
-        rgb = [_as_rgb(im) for im in images]
+        rgb = [as_rgb_array(im) for im in images]
         # one canvas per image and pass; canvases of the same shape share a forward pass
         jobs: list[tuple[int, np.ndarray, np.ndarray, float | None]] = []
         for i, im in enumerate(rgb):
