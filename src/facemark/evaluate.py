@@ -408,7 +408,9 @@ def evaluate_models(
     ``models``: specs (``"default"``, a run name, a checkpoint path, an https URL) or loaded
     models (anything with ``predict(image, boxes, flip)``).  The frames are ``faces`` (a
     :class:`FaceSet`) when given, else ``images`` + ``labels``, else ``split`` of the
-    installed dataset (``root`` overrides its folder; ``limit`` takes a random subset).  For
+    installed dataset (``root`` overrides its folder; ``limit`` takes a random subset).
+    ``root`` in another format (a folder of ``.pts`` files, an annotations JSONL, a COCO JSON,
+    a CSV: :mod:`facemark.labelsets`) scores every labelled face it holds.  For
     ``split="val"``, unset ``val_fraction``/``seed``/``val_by`` come from each model's
     training config, so a run is scored on the persons it held out.  ``boxes="detect"`` runs
     ``detector`` (a spec or a loaded detector) once per frame set, for all models.
@@ -432,8 +434,14 @@ def evaluate_models(
     from facemark.pipeline import FaceMarker
 
     device = resolve_device(device)
+    data = None
+    if root is not None and faces is None and images is None:
+        from facemark.labelsets import is_udacity
+
+        if not is_udacity(root):  # .pts folder, JSONL, COCO or CSV: every labelled face
+            data, root = root, None
     explicit = {"val_fraction": val_fraction, "seed": seed, "val_by": val_by}
-    source = _FrameSource(faces, images, labels, split, root, limit, explicit, progress)
+    source = _FrameSource(faces, images, labels, split, root, limit, explicit, progress, data)
     prog = _Progress(enabled=progress)
     evaluations: list[Evaluation] = []
     with _torch_threads(threads), prog:
@@ -491,15 +499,19 @@ class _FrameSource:
     different persons); everything else is one set for all.
     """
 
-    def __init__(self, faces, images, labels, split, root, limit, explicit, progress) -> None:
-        self.faces, self.images, self.labels = faces, images, labels
+    def __init__(
+        self, faces, images, labels, split, root, limit, explicit, progress, data=None
+    ) -> None:
+        self.faces, self.images, self.labels, self.data = faces, images, labels, data
         self.split, self.root, self.limit, self.progress = split, root, limit, progress
         self.explicit = {k: v for k, v in explicit.items() if v is not None}
         self._sets: dict[tuple, Any] = {}
 
     def preload(self) -> None:
         """Load the frames now when they do not depend on a model's training config."""
-        if self.faces is None and (self.images is not None or self.split != "val"):
+        if self.faces is None and (
+            self.images is not None or self.data is not None or self.split != "val"
+        ):
             self.frames_for({})
 
     def frames_for(self, config: dict[str, Any]) -> tuple[Any, str, dict[str, Any] | None]:
@@ -512,6 +524,12 @@ class _FrameSource:
                     self.images, self.labels, progress=self.progress
                 )
             return self._sets["folder"], f"folder:{self.images}", None
+        if self.data is not None:
+            if "data" not in self._sets:
+                from facemark.labelsets import load_faces
+
+                self._sets["data"] = load_faces(self.data, limit=self.limit, progress=self.progress)
+            return self._sets["data"], f"data:{self.data}", None
         settings = None
         if self.split == "val":
             settings = {**VAL_DEFAULTS, **split_settings_from_config(config), **self.explicit}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facemark import dataset, draw, transforms
+from facemark import dataset, draw, labelsets, transforms
 from facemark.errors import DataError, UsageError
 from facemark.files import atomic_write
 
@@ -77,17 +77,25 @@ def preview(
     """Write a PNG grid of ``n`` random samples of ``split`` to ``out``.
 
     ``seed`` picks the frames and drives the augmentation, so the same command draws the same
-    grid.  Only the chosen frames are decoded.
+    grid.  Only the chosen frames are decoded.  ``root`` may be any label set
+    :mod:`facemark.labelsets` reads (then ``split`` is ignored: samples come from all faces,
+    and the result's ``split`` names the format).
     """
     if n < 1:
         raise UsageError(f"--n must be at least 1, not {n}")
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise UsageError(f"the preview is written as PNG; name the output *.png, not {out.name}")
-    sizes = dataset.split_sizes(root, val_fraction, split_seed, val_by)
-    faces = dataset.load_split(
-        split, root, val_fraction, split_seed, val_by, limit=n, limit_seed=seed
-    )
+    if root is not None and not labelsets.is_udacity(root):
+        # a .pts folder, JSONL, COCO JSON or CSV: samples from all of its faces
+        faces = labelsets.load_faces(root, limit=n, limit_seed=seed)
+        split = labelsets.detect_format(root)
+        sizes: dict[str, dict[str, int]] = {}
+    else:
+        sizes = dataset.split_sizes(root, val_fraction, split_seed, val_by)
+        faces = dataset.load_split(
+            split, root, val_fraction, split_seed, val_by, limit=n, limit_seed=seed
+        )
     if not len(faces):
         raise DataError(f"the {split} split is empty (val_fraction={val_fraction})")
     ds = dataset.LandmarkDataset(faces, img_size, augment=augment, seed=seed)

@@ -85,7 +85,11 @@ class TrainConfig:
     resume: str | None = None
     name: str | None = None
     max_minutes: float | None = None
-    data_root: str | None = None  #: dataset folder override (tests); None = paths.dataset_dir()
+    #: training data (``--data``): a Udacity-style root (None = paths.dataset_dir()), a folder
+    #: of images with .pts files, an annotations.jsonl or a COCO JSON (see labelsets.py)
+    data_root: str | None = None
+    #: validation data (``--val-data``), any format of ``data_root``; None = split data_root
+    val_data: str | None = None
     #: probability of a horizontal mirror in landmark augmentation; None = the task default
     hflip: float | None = None
     #: start from this checkpoint's weights (fine-tuning); optimizer and schedule start fresh
@@ -605,9 +609,9 @@ class _Trainer:
                 f"pass --epochs N (more than {self.start_epoch}) with --resume to train longer"
             )
         try:
-            from facemark.dataset import dataset_fingerprint
+            from facemark.labelsets import training_fingerprint
 
-            self.fingerprint: str | None = dataset_fingerprint(cfg.data_root)
+            self.fingerprint: str | None = training_fingerprint(cfg.data_root, cfg.val_data)
         except (DataError, ImportError, OSError):
             self.fingerprint = None
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from facemark import dataset, devices, metrics, models, transforms
+from facemark import dataset, devices, labelsets, metrics, models, transforms
 from facemark.tasks.defaults import DEFAULTS
 
 if TYPE_CHECKING:
@@ -37,14 +37,15 @@ class LandmarkTask:
         return models.build_landmark_model(models.parse_arch(cfg.arch)[0], **self.arch_kwargs(cfg))
 
     def datasets(self, cfg: TrainConfig) -> tuple[Dataset, Dataset]:
-        split = {
-            "root": cfg.data_root,
-            "val_fraction": cfg.val_fraction,
-            "seed": cfg.seed,
-            "val_by": cfg.val_by,
-        }
-        train_faces = dataset.load_split("train", progress=True, **split)
-        val_faces = dataset.load_split("val", progress=True, **split)
+        # A Udacity root splits by identity as always; other formats by image file.
+        train_faces, val_faces = labelsets.training_sets(
+            cfg.data_root,
+            cfg.val_data,
+            val_fraction=cfg.val_fraction,
+            seed=cfg.seed,
+            val_by=cfg.val_by,
+            progress=True,
+        )
         return (
             dataset.LandmarkDataset(
                 train_faces,
