@@ -30,6 +30,7 @@ from facemark.errors import DataError, UsageError
 from facemark.images import load_image
 from facemark.landmarker import Landmarker
 from facemark.pipeline import FaceMarker
+from facemark.pose import head_pose
 from facemark.shape import MEAN_SHAPE
 
 RED = (255, 0, 0)
@@ -164,7 +165,12 @@ def test_records_schema_coordinates_and_no_face(photos: Path, tmp_path: Path) ->
     assert one["image"] == os.path.join(str(photos), "one.jpg")  # the folder as given + name
     assert (one["width"], one["height"]) == (80, 60)
     (face,) = one["faces"]
-    assert list(face) == ["box", "score", "keypoints", "confidence"]
+    assert list(face) == ["box", "score", "keypoints", "confidence", "pose"]
+    assert list(face["pose"]) == ["yaw", "pitch", "roll", "rvec", "tvec"]
+    pose = head_pose(np.array(face["keypoints"]), (80, 60))  # from the rounded points
+    assert [face["pose"][k] for k in ("yaw", "pitch", "roll")] == pytest.approx(
+        [pose.yaw, pose.pitch, pose.roll], abs=0.05
+    )
     assert face["box"] == [10, 20, 39, 49]
     assert len(face["keypoints"]) == 68 and len(face["confidence"]) == 68
     expected = np.round(stub_keypoints(np.array([[10.0, 20, 39, 49]]))[0], 2)

@@ -3,6 +3,7 @@ the same faces alone or in a batch, the detector registry, user-supplied boxes."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,6 +23,8 @@ from facemark.detectors.yunet import YuNetDetector
 from facemark.errors import DataError, UsageError
 from facemark.images import Photo
 from facemark.pipeline import Face, FaceMarker
+from facemark.pose import head_pose
+from facemark.shape import MEAN_SHAPE
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
 needs_photos = pytest.mark.skipif(not PHOTOS.is_dir(), reason="../shared/photos not present")
@@ -43,6 +46,12 @@ def test_face_to_dict_is_the_jsonl_record() -> None:
     assert record["box"] == [1.23, 2.35, 30.0, 40.0] and record["score"] == 0.9877
     assert np.array(record["keypoints"]).shape == (68, 2) and record["keypoints"][0] == [5.56, 5.56]
     json.dumps(record)  # plain Python types only
+    pose = head_pose(MEAN_SHAPE * 100 + 320, (640, 480))
+    posed = dataclasses.replace(face, pose=pose).to_dict()
+    assert list(posed) == ["box", "score", "keypoints", "confidence", "pose"]
+    assert posed["pose"] == pose.to_dict()
+    assert list(posed["pose"]) == ["yaw", "pitch", "roll", "rvec", "tvec"]
+    json.dumps(posed, allow_nan=False)
 
 
 def test_photo_draft_view_maps_back_to_full_pixels(tmp_path: Path) -> None:
@@ -112,6 +121,8 @@ def test_same_faces_alone_or_in_a_batch_and_from_a_path() -> None:
             np.testing.assert_allclose(a.box, b.box, atol=1e-3)
             assert abs(a.score - b.score) < 1e-5
             np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-2)
+            assert a.pose is not None and a.pose.valid and abs(a.pose.yaw - b.pose.yaw) < 0.1
+            assert list(a.to_dict())[-1] == "pose"
     from_path = marker(paths[2])
     assert len(from_path) == 6
 
