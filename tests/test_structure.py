@@ -13,6 +13,7 @@ from facemark import annotator, evaluate
 from facemark.cli import app
 from facemark.detectors.base import DetectorConfig
 from facemark.tasks.defaults import DEFAULTS, default_text
+from facemark.video import VideoConfig
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "facemark"
 
@@ -80,9 +81,10 @@ def _params(command: str) -> dict[str, object]:
         *[
             (f.name, getattr(annotator.AnnotateConfig(), f.name))
             for f in dataclasses.fields(annotator.AnnotateConfig)
-            if f.name not in ("detection",)
+            if f.name not in ("detection", "video")
         ],
         *[(f.name, getattr(DetectorConfig(), f.name)) for f in dataclasses.fields(DetectorConfig)],
+        *[(f.name, getattr(VideoConfig(), f.name)) for f in dataclasses.fields(VideoConfig)],
     ],
 )
 def test_annotate_help_defaults_are_the_code_defaults(option: str, value: object) -> None:

@@ -50,6 +50,7 @@ from facemark.errors import DataError, UsageError
 from facemark.files import atomic_write
 from facemark.images import Photo
 from facemark.shape import LABEL_ORIGIN, NUM_POINTS
+from facemark.video import VIDEO_SUFFIXES, VideoConfig, has_video_suffix
 
 if TYPE_CHECKING:  # the pipeline imports torch: loaded when a run starts, not with the CLI
     from facemark.pipeline import Face, FaceMarker
@@ -104,7 +105,9 @@ def _scan_folder(folder: Path, recursive: bool, exclude: str | None) -> list[Pat
             if recursive and not d.startswith(".") and not _inside(root_path / d, exclude)
         )
         found += [
-            root_path / f for f in sorted(files) if not f.startswith(".") and has_image_suffix(f)
+            root_path / f
+            for f in sorted(files)
+            if not f.startswith(".") and (has_image_suffix(f) or has_video_suffix(f))
         ]
     return found
 
@@ -155,7 +158,9 @@ def collect_inputs(
                     continue  # '**/*.jpg' must not pick up earlier annotated copies
                 if Path(match).is_dir():
                     add_folder(Path(match), match)
-                elif has_image_suffix(match) and not Path(match).name.startswith("."):
+                elif (has_image_suffix(match) or has_video_suffix(match)) and not Path(
+                    match
+                ).name.startswith("."):
                     found.append((Path(match), match))
         else:
             problems.append((given, "no such file or folder"))
@@ -304,9 +309,12 @@ class AnnotateConfig:
     #: Process only shard I of N (1-based) of the inputs, e.g. "2/4".
     shard: str | tuple[int, int] | None = None
     detection: DetectorConfig = field(default_factory=DetectorConfig)
+    #: Options of video inputs (stride, span, tracking, smoothing): see facemark.video.
+    video: VideoConfig = field(default_factory=VideoConfig)
 
     def check(self) -> None:
         self.detection.check()
+        self.video.check()
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be >= 1 (got {self.batch_size})")
         parse_shard(self.shard)
@@ -318,12 +326,17 @@ class AnnotateConfig:
         config = config or cls()
         own = {f.name for f in fields(cls)}
         det = {f.name for f in fields(DetectorConfig)}
-        unknown = sorted(set(options) - own - det)
+        vid = {f.name for f in fields(VideoConfig)}
+        unknown = sorted(set(options) - own - det - vid)
         if unknown:
             raise UsageError(f"unknown annotate option(s): {', '.join(unknown)}")
         detection = replace(config.detection, **{k: v for k, v in options.items() if k in det})
+        video = replace(config.video, **{k: v for k, v in options.items() if k in vid})
         return replace(
-            config, detection=detection, **{k: v for k, v in options.items() if k in own}
+            config,
+            detection=detection,
+            video=video,
+            **{k: v for k, v in options.items() if k in own},
         )
 
 
@@ -432,6 +445,10 @@ def _own_output(out: Path | None) -> Path | None:
     ``--out`` is refused by :func:`check_output` instead of its photos being overwritten.
     """
     if out is None or not out.exists() or any(out.glob(f"{JSONL_NAME}*.jsonl")):
+        return out
+    # a run over videos alone writes <video>.jsonl files (and annotated .mp4 copies) only
+    video_jsonl = tuple(suffix + ".jsonl" for suffix in VIDEO_SUFFIXES)
+    if any(p.name.lower().endswith(video_jsonl) for p in out.rglob("*.jsonl")):
         return out
     return None
 
@@ -662,6 +679,10 @@ class Summary:
     shard: tuple[int, int] | None = None
     detector: dict[str, Any] | None = None  #: name and version of the detector used
     rejected: int = 0  #: detections the landmark model did not confirm as faces
+    videos: int = 0  #: videos annotated (their frames are not counted in ``images``)
+    frames: int = 0  #: video frames annotated
+    #: seconds spent decoding, detecting, marking and writing video frames, and frames/s
+    video_timing: dict[str, float] = field(default_factory=dict)
 
     @property
     def images_per_s(self) -> float:
@@ -682,6 +703,9 @@ class Summary:
             "out": str(self.out) if self.out else None,
             "detector": self.detector,
             "rejected": self.rejected,
+            "videos": self.videos,
+            "frames": self.frames,
+            "video_timing": self.video_timing,
         }
 
 
@@ -733,15 +757,28 @@ def run(
         kept = [item for item in todo if item.image not in done and item.real not in done]
         summary.skipped = len(todo) - len(kept)
         todo = kept
+    videos = [item for item in todo if _is_video(item)]
+    if videos:
+        from facemark import video
 
-    if todo:
+        video.require_av()  # without PyAV: one line naming the install, before any work
+        todo = [item for item in todo if item not in videos]
+        if config.skip_existing and out_dir is not None:
+            kept = [v for v in videos if not video.output_paths(out_dir, v.rel)[0].is_file()]
+            summary.skipped += len(videos) - len(kept)
+            videos = kept
+
+    if todo or videos:
         loading = time.perf_counter()
         marker = _marker(config)
         summary.load_seconds = time.perf_counter() - loading
         summary.detector = marker.detector.describe() if marker.detector else None
         open_writer = functools.partial(_Writer, layout, config) if layout else None
         with progress if progress is not None else contextlib.nullcontext():
-            _process(todo, marker, config, open_writer, summary, warn, on_record, progress)
+            if todo:
+                _process(todo, marker, config, open_writer, summary, warn, on_record, progress)
+            if videos:
+                _process_videos(videos, marker, config, out_dir, summary, warn, on_record, progress)
     if config.csv and layout is not None and layout.jsonl.is_file():
         write_csv(layout.jsonl, layout.csv)
     if config.coco and layout is not None and layout.jsonl.is_file():
@@ -749,7 +786,7 @@ def run(
 
         write_coco(layout.jsonl, layout.coco)
     summary.seconds = time.perf_counter() - start
-    if summary.images == 0 and summary.failures and not summary.skipped:
+    if summary.images == 0 and summary.videos == 0 and summary.failures and not summary.skipped:
         first, reason = summary.failures[0]
         raise DataError(
             f"no image could be read ({len(summary.failures)} failed; first: {first}: {reason})"
@@ -798,6 +835,73 @@ def _process(
     finally:
         if writer is not None:
             writer.close()
+
+
+def _is_video(item: InputImage) -> bool:
+    """A video by suffix; a file without an image suffix is probed (see facemark.video)."""
+    if has_video_suffix(item.path.name):
+        return True
+    if has_image_suffix(item.path.name):
+        return False
+    from facemark.video import is_video
+
+    return is_video(item.path)
+
+
+def _process_videos(
+    videos: Sequence[InputImage],
+    marker: FaceMarker,
+    config: AnnotateConfig,
+    out: Path | None,
+    summary: Summary,
+    warn: Callable[[str], None],
+    on_record: Callable[[dict[str, Any]], None] | None,
+    progress: Any = None,
+) -> None:
+    """Each video through :func:`facemark.video.annotate_video`: a JSONL (and a CSV) per
+    video; an unreadable video is a warning and a failure, a cut one keeps its frames."""
+    from facemark import video
+
+    timing = video.Timing()
+    for item in videos:
+        callback = on_record
+        if progress is not None:
+            task = progress.add_task(f"Video {item.path.name}", total=None)
+
+            def callback(record: dict[str, Any], task: Any = task) -> None:
+                progress.advance(task)
+                if on_record is not None:
+                    on_record(record)
+
+        jsonl = csv_path = overlay = None
+        if out is not None:
+            jsonl, csv_path = video.output_paths(out, item.rel)
+            overlay = video.overlay_path(out, item.rel, item.stem) if config.draw else None
+        try:
+            result = video.annotate_video(
+                item.path,
+                item.image,
+                marker,
+                config.video,
+                jsonl=jsonl,
+                csv_path=csv_path if config.csv else None,
+                overlay=overlay,
+                boxes=config.boxes,
+                on_record=callback,
+            )
+        except DataError as exc:
+            reason = str(exc).removeprefix(f"cannot read {item.path}: ")
+            warn(f"skipped {item.image}: {reason}")
+            summary.failures.append((item.image, reason))
+            continue
+        if result.cut:
+            warn(f"{item.image}: {result.cut}; the {result.frames} frames before were kept")
+        summary.videos += 1
+        summary.frames += result.frames
+        summary.faces += result.faces
+        timing.add(result.timing)
+    if timing.frames:
+        summary.video_timing = timing.as_dict()
 
 
 def _batches(
@@ -874,6 +978,8 @@ def summary_table(summary: Summary) -> Any:
     if summary.shard:
         table.add_row("images found (all shards)", f"{summary.found:,}")
     table.add_row("images annotated", f"{summary.images:,}")
+    if summary.videos:
+        table.add_row("videos annotated", f"{summary.videos:,} ({summary.frames:,} frames)")
     table.add_row("faces", f"{summary.faces:,}")
     if summary.rejected:
         table.add_row("not faces (landmark check)", f"{summary.rejected:,}")
@@ -881,11 +987,18 @@ def summary_table(summary: Summary) -> Any:
         table.add_row("skipped (already done)", f"{summary.skipped:,}")
     failed = len(summary.failures)
     table.add_row("failures", f"[red]{failed:,}[/] (see the warnings above)" if failed else "0")
-    table.add_row(
-        "speed",
-        f"{summary.images_per_s:.1f} images/s ({summary.seconds:.1f} s in all, "
-        f"{summary.load_seconds:.1f} s loading models)",
-    )
+    timing = f"{summary.seconds:.1f} s in all, {summary.load_seconds:.1f} s loading models"
+    if summary.images or not summary.videos:
+        table.add_row("speed", f"{summary.images_per_s:.1f} images/s ({timing})")
+    else:
+        table.add_row("time", timing)
+    vt = summary.video_timing
+    if vt:
+        table.add_row(
+            "video speed",
+            f"{vt['fps']:.1f} frames/s (decode {vt['decode']:.1f} s, detect {vt['detect']:.1f} s, "
+            f"landmarks {vt['landmarks']:.1f} s, write {vt['write']:.1f} s)",
+        )
     if summary.out is not None:
         table.add_row("output", str(summary.out))
     return table

@@ -17,13 +17,17 @@ from typing import Any, TypeVar
 import typer
 import typer.core
 from rich.console import Console
+from rich.markup import escape
 
 from facemark import __version__
 from facemark.annotator import AnnotateConfig
 from facemark.detectors.base import DetectorConfig
 from facemark.errors import FacemarkError
 from facemark.evaluate import BATCH_SIZE as EVAL_BATCH_SIZE
+from facemark.export import DEFAULT_OPSET as EXPORT_OPSET
+from facemark.export import FORMATS as EXPORT_FORMATS
 from facemark.tasks.defaults import TASKS, default_text
+from facemark.video import VideoConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,10 +58,12 @@ typer.core.TyperOption.display_type_rich = _display_type  # type: ignore[method-
 #: The defaults every option below shows and uses, declared in the library's config classes.
 _ANNOTATE = AnnotateConfig()
 _DETECT = DetectorConfig()
+_VIDEO = VideoConfig()
 
 
 def _fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escaped: a message may hold brackets ("pip install 'facemark[export]'", a path)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -293,7 +299,11 @@ def preview_cmd(
         "identity", "--val-by", help="Hold out whole persons (identity) or single frames."
     ),
     data: str | None = typer.Option(
-        None, "--data", help="Dataset folder (default: the installed one)."
+        None,
+        "--data",
+        metavar="PATH",
+        help="Dataset folder (default: the installed one), or your labelled faces: a folder of "
+        "images with .pts files, annotations.jsonl, a COCO keypoints JSON or a CSV.",
     ),
 ) -> None:
     """Draw samples exactly as the network receives them, keypoints on top, into a PNG grid."""
@@ -311,9 +321,12 @@ def preview_cmd(
         val_fraction=val_fraction,
         val_by=val_by,
     )
-    print_split_sizes(result.sizes)
+    if result.sizes:
+        print_split_sizes(result.sizes)
     mode = "augmented" if augment else "not augmented"
-    console.print(f"wrote {result.out} ({result.count} {split} samples, {img_size} px, {mode})")
+    console.print(
+        f"wrote {result.out} ({result.count} {result.split} samples, {img_size} px, {mode})"
+    )
 
 
 # --- train (issue 4) ---
@@ -385,7 +398,17 @@ def train_cmd(
         TASKS[0], "--task", help="landmarks, or detector (the face detector)."
     ),
     data: str | None = typer.Option(
-        None, "--data", help="Dataset folder (default: the installed one)."
+        None,
+        "--data",
+        metavar="PATH",
+        help="Training data (default: the installed dataset): a dataset root, a folder of "
+        "images with .pts files, annotations.jsonl, a COCO keypoints JSON or a CSV.",
+    ),
+    val_data: str | None = typer.Option(
+        None,
+        "--val-data",
+        metavar="PATH",
+        help="Validation data in any --data format (default: hold out --val-fraction of --data).",
     ),
     init: str | None = typer.Option(
         None,
@@ -402,8 +425,10 @@ def train_cmd(
         help="Probability of a horizontal mirror in landmark augmentation (default: the task's).",
     ),
 ) -> None:
-    """Train a landmark model (or the face detector) on the installed dataset.
+    """Train a landmark model (or the face detector) on the installed dataset or your own.
 
+    --data takes any 68-point labels (see docs/training.md); fine-tune the bundled model on
+    your faces with  facemark train --data my-faces/ --init default
     Writes best.pt, last.pt, config.json, metrics.jsonl, curves.png and env.json to
     <runs dir>/<name>/.  Ctrl-C saves last.pt; --resume continues exactly where it stopped.
     Several GPUs:  torchrun --nproc-per-node N -m facemark train --gpu
@@ -411,12 +436,18 @@ def train_cmd(
     Examples:  facemark train   |   facemark train --gpu --arch integral --name int1
     """
     from facemark.errors import UsageError
+    from facemark.labelsets import is_udacity
     from facemark.train import TrainConfig, train
 
     if gpu:
         if device not in ("auto", "cuda") and not device.startswith("cuda:"):
             raise UsageError(f"--gpu contradicts --device {device}")
         device = "cuda" if device == "auto" else device
+    if task != TASKS[0] and (val_data is not None or not is_udacity(data)):
+        raise UsageError(
+            f"--task {task} trains on a dataset root only (the installed one or --data ROOT); "
+            "--data in other formats and --val-data are for landmarks"
+        )
     cfg = TrainConfig(
         task=task,
         arch=arch,
@@ -435,6 +466,7 @@ def train_cmd(
         name=name,
         max_minutes=max_minutes,
         data_root=data,
+        val_data=val_data,
         hflip=hflip,
         init=init,
     )
@@ -465,7 +497,11 @@ def evaluate_cmd(
         None, "--labels", help="CSV for --images: header, then name,x0,y0,...,x67,y67."
     ),
     data: str | None = typer.Option(
-        None, "--data", help="Dataset folder (default: the installed one)."
+        None,
+        "--data",
+        metavar="PATH",
+        help="A dataset root (with --split), or labelled faces to score: a folder of images "
+        "with .pts files, annotations.jsonl, a COCO keypoints JSON or a CSV.",
     ),
     val_fraction: float | None = typer.Option(
         None, "--val-fraction", help="Val split: share held out (default: the run's, else 0.1)."
@@ -528,6 +564,17 @@ def evaluate_cmd(
             raise UsageError("use either --split or --images/--labels, not both")
         if images is None or labels is None:
             raise UsageError("--images and --labels go together: a folder of images and its CSV")
+    if data is not None and (split is not None or images is not None):
+        from facemark.labelsets import detect_format
+
+        fmt = detect_format(data)
+        if images is not None:
+            raise UsageError("use either --data or --images/--labels, not both")
+        if fmt != "udacity":
+            raise UsageError(
+                f"--split picks a split of a dataset root; --data {data} is a {fmt} label set "
+                "(drop --split to score every face in it)"
+            )
     if gpu and not device.startswith("cuda"):
         device = "cuda"
     result = ev.evaluate_models(
@@ -571,7 +618,7 @@ def annotate_cmd(
     inputs: list[str] = typer.Argument(
         ...,
         metavar="PATH...",
-        help="Image files, folders or glob patterns (quote them: 'photos/*.jpg').",
+        help="Image and video files, folders or glob patterns (quote them: 'photos/*.jpg').",
     ),
     out: str = typer.Option(
         "facemark-out", "--out", "-o", help="Output folder (never an input folder)."
@@ -603,6 +650,11 @@ def annotate_cmd(
         _ANNOTATE.csv,
         "--csv",
         help="Also write annotations.csv (dataset format, one row per face).",
+    ),
+    coco: bool = typer.Option(
+        _ANNOTATE.coco,
+        "--coco",
+        help="Also write annotations.coco.json (COCO keypoints: CVAT, Label Studio, FiftyOne).",
     ),
     pts: bool = typer.Option(
         _ANNOTATE.pts, "--pts", help="Also write one iBUG .pts file per face."
@@ -648,6 +700,43 @@ def annotate_cmd(
         help="Keep a detection only when the landmark model's mean confidence on it reaches "
         "this (0: keep all).",
     ),
+    video_stride: int = typer.Option(
+        _VIDEO.video_stride, "--video-stride", min=1, help="Videos: annotate every Nth frame."
+    ),
+    start: float = typer.Option(
+        _VIDEO.start, "--start", min=0.0, help="Videos: start of the span to annotate (seconds)."
+    ),
+    end: float | None = typer.Option(
+        _VIDEO.end,
+        "--end",
+        min=0.0,
+        show_default="the end",
+        help="Videos: end of the span to annotate (seconds).",
+    ),
+    detect_every: int = typer.Option(
+        _VIDEO.detect_every,
+        "--detect-every",
+        min=1,
+        help="Videos: run the detector every N annotated frames and when a face is lost; "
+        "in between faces are tracked by the landmark model (1: detect on every frame).",
+    ),
+    smooth: bool = typer.Option(
+        _VIDEO.smooth,
+        "--smooth/--no-smooth",
+        help="Videos: smooth the keypoints over time (One-Euro filter per point).",
+    ),
+    smooth_min_cutoff: float = typer.Option(
+        _VIDEO.smooth_min_cutoff,
+        "--smooth-min-cutoff",
+        min=0.0,
+        help="Videos: One-Euro minimum cutoff in Hz (lower: steadier when still).",
+    ),
+    smooth_beta: float = typer.Option(
+        _VIDEO.smooth_beta,
+        "--smooth-beta",
+        min=0.0,
+        help="Videos: One-Euro speed coefficient (higher: less lag in fast motion).",
+    ),
     flip: bool = typer.Option(
         _ANNOTATE.flip,
         "--flip",
@@ -670,6 +759,7 @@ def annotate_cmd(
     Examples:  facemark annotate ./photos
                facemark annotate 'shoot/**/*.jpg' --out marked --boxes --csv --pts
                facemark annotate big-collection -r --shard 1/4 --skip-existing --gpu
+               facemark annotate clip.mp4 --csv   (per-frame JSONL + OpenFace CSV)
     """
     import json
 
@@ -692,10 +782,14 @@ def annotate_cmd(
         draw=draw,
         boxes=boxes,
         csv=csv_out,
+        coco=coco,
         pts=pts,
         skip_existing=skip_existing,
         shard=shard,
         detection=DetectorConfig(threshold, min_face, max_faces, det_size, confirm),
+        video=VideoConfig(
+            video_stride, start, end, detect_every, smooth, smooth_min_cutoff, smooth_beta
+        ),
     )
     bar = annotator.progress_bar(err_console)  # started by run() once there is work to show
     summary = annotator.run(
@@ -734,6 +828,79 @@ def models_cmd(
         console.print(hub.no_models_message(), highlight=False)
     else:
         console.print(hub.models_table(entries))
+
+
+# --- export (issue 14) ---
+
+
+@app.command("export")
+@_cli_errors
+def export_cmd(
+    model: str = typer.Argument(
+        ...,
+        metavar="MODEL",
+        help="Model to export: default (the landmark model), yunet, yunet_s, facemark (the "
+        "detectors), a run, a checkpoint or an https URL.",
+        show_default=False,
+    ),
+    fmt: str = typer.Option(
+        ..., "--format", "-f", help=f"{' or '.join(EXPORT_FORMATS)}.", show_default=False
+    ),
+    out: str = typer.Option(
+        ..., "--out", "-o", help="File to write (its folder must exist).", show_default=False
+    ),
+    task: str | None = typer.Option(
+        None,
+        "--task",
+        show_default="the checkpoint's",
+        help="landmarks or detector: which kind a name means (default: landmarks, except for "
+        "the detector names above).",
+    ),
+    raw: bool = typer.Option(
+        False,
+        "--raw",
+        help="Landmarks: export the raw network outputs instead of keypoints + confidence.",
+    ),
+    opset: int = typer.Option(
+        EXPORT_OPSET, "--opset", min=EXPORT_OPSET, help="ONNX opset version."
+    ),
+    dynamo: bool = typer.Option(
+        False,
+        "--dynamo",
+        help="ONNX: use torch's torch.export-based exporter (needs onnxscript; slower).",
+    ),
+    check: bool = typer.Option(
+        True, "--check/--no-check", help="Compare the file with torch on random inputs, time both."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, show_default="torch's", help="CPU threads for the check."
+    ),
+) -> None:
+    """Export a landmark model or a face detector as ONNX or TorchScript.
+
+    The graph takes float32 (B, 3, H, W) RGB in [0, 1], like the torch network (normalisation
+    inside, dynamic batch; detectors also any H, W that are multiples of 32).  Landmark
+    models give keypoints (B, 68, 2) in crop pixels and confidence (B, 68); detectors their
+    raw outputs, decoded by facemark's Python code (the numbers it needs are in the file's
+    metadata).  See docs/your-data.md.
+
+    Examples:  facemark export default --format onnx --out face68.onnx
+               facemark export yunet --format torchscript --out yunet.pt
+    """
+    from facemark import export
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    result = export.export_model(
+        model, fmt, out, task=task, raw=raw, opset=opset, dynamo=dynamo, check=check
+    )
+    console.print(export.results_table(result))
+    for line in export.result_notes(result):
+        console.print(line, highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -96,9 +96,7 @@ class Landmarker:
         info = {k: data.get(k) for k in INFO_KEYS}
         return cls(model, img_size, device, info)
 
-    def crops(
-        self, photo: Photo, boxes: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def crops(self, photo: Photo, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network's view of each box: ``(crops uint8 (F, S, S, 3), matrices (F, 2, 3))``,
         each matrix mapping full-size photo pixels to crop pixels.
 
