@@ -191,7 +191,8 @@ def points_inside(kps: np.ndarray, height: int, width: int) -> bool:
     )
 
 
-def _report_skipped(source: str, skipped: Sequence[SkippedRow]) -> None:
+def report_skipped(source: str, skipped: Sequence[SkippedRow], what: str = "row(s)") -> None:
+    """One warning line: how many rows (or items) were skipped, with a count per reason."""
     if not skipped:
         return
     counts: dict[str, int] = {}
@@ -200,7 +201,7 @@ def _report_skipped(source: str, skipped: Sequence[SkippedRow]) -> None:
     detail = ", ".join(
         f"{n} {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])
     )
-    log.warning("%s: skipped %d row(s): %s", source, len(skipped), detail)
+    log.warning("%s: skipped %d %s: %s", source, len(skipped), what, detail)
 
 
 ImageReader = Callable[[str], "np.ndarray | None"]
@@ -249,7 +250,7 @@ def _load(
                 keep_names.append(name)
                 keep_images.append(img)
                 keep_kps.append(points)
-    _report_skipped(source, skipped)
+    report_skipped(source, skipped)
     arr = np.stack(keep_kps) if keep_kps else np.zeros((0, NUM_POINTS, 2), np.float32)
     return FaceSet(keep_names, keep_images, arr, skipped)
 

@@ -398,19 +398,6 @@ def read_labels(path: str | os.PathLike, fmt: str | None = None) -> Labels:
 # --------------------------------------------------------------------------- loading
 
 
-def report_skipped(source: str, skipped: Sequence[SkippedRow]) -> None:
-    """One warning line: how many items were skipped, with a count per reason."""
-    if not skipped:
-        return
-    counts: dict[str, int] = {}
-    for s in skipped:
-        counts[s.reason] = counts.get(s.reason, 0) + 1
-    detail = ", ".join(
-        f"{n} {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])
-    )
-    log.warning("%s: skipped %d item(s): %s", source, len(skipped), detail)
-
-
 def _read_images(labels: Sequence[Label], progress: bool) -> list[np.ndarray | None]:
     """Decode each label's image once (faces of one image share the array)."""
     cache: dict[Path, np.ndarray | None] = {}
@@ -524,7 +511,7 @@ def faces_from_labels(
             pixels.append(image)
             points.append(label.keypoints)
     if names:
-        report_skipped(source, skipped)
+        dataset.report_skipped(source, skipped, "item(s)")
     else:  # the error says it all
         counts: dict[str, int] = {}
         for s in skipped:
