@@ -36,10 +36,10 @@ if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from benchmarks import bench_timing, dlib_runner, ours, report, scoring, training_time  # noqa: E402
+from benchmarks import bench_timing, dlib_runner, ours, report, scoring  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from facemark import dataset, evaluate, paths  # noqa: E402
+from facemark import dataset, evaluate, paths, runs  # noqa: E402
 from facemark.errors import FacemarkError  # noqa: E402
 from facemark.files import write_json  # noqa: E402
 
@@ -287,7 +287,7 @@ def load_landmarkers(args: argparse.Namespace, results: dict[str, Any]) -> dict[
             )
         results["models"][name] = info
         run = args.model_run if name == "facemark" else args.baseline_run
-        results["training"][name] = training_time.describe(path, run)
+        results["training"][name] = runs.describe(path, run)
         console.print(f"{name}: {path} ({payload.get('arch')})")
     return loaded
 
@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         results["speed"] = speed(args, timed, landmarkers, detector, dlib_ok)
 
     for label, run_name in args.training_run:
-        results["training"][label] = training_time.describe(None, run_name)
+        results["training"][label] = runs.describe(None, run_name)
     if args.notes and Path(args.notes).is_file():
         results["notes"] = Path(args.notes).read_text()
 

@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_timing, dlib_runner, report, scoring, training_time  # noqa: E402
+from benchmarks import bench_timing, dlib_runner, report, scoring  # noqa: E402
 
-from facemark import evaluate, metrics, transforms  # noqa: E402
+from facemark import evaluate, metrics, runs, transforms  # noqa: E402
 from facemark.shape import MEAN_SHAPE  # noqa: E402
 
 DLIB_PYTHON = dlib_runner.DEFAULT_PYTHON
@@ -200,16 +200,16 @@ def test_training_time_sums_epoch_times_up_to_the_best_epoch(tmp_path):
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
     (run / "config.json").write_text(json.dumps({"arch": "heatmap", "name": "run"}))
     (run / "env.json").write_text(json.dumps({"device": "cpu"}))
-    info = training_time.describe(run / "best.pt")
+    info = runs.describe(run / "best.pt")
     assert info["best_epoch"] == 2 and info["epochs"] == 3
     assert info["time_to_best_s"] == pytest.approx(22.0)
     assert info["total_s"] == pytest.approx(33.0)
     assert info["metric"] == "val_nme_io" and info["best_value"] == pytest.approx(0.05)
     assert info["config_arch"] == "heatmap" and info["device"] == "cpu"
-    assert training_time.describe(tmp_path / "elsewhere" / "best.pt") == {
+    assert runs.describe(tmp_path / "elsewhere" / "best.pt") == {
         "note": "no run records found (pass --model-run/--baseline-run)"
     }
-    assert training_time.describe(None, run=str(run))["best_epoch"] == 2
+    assert runs.describe(None, run=str(run))["best_epoch"] == 2
 
 
 # --------------------------------------------------------------------------- report

@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from facemark import paths
 from facemark.checkpoint import export_checkpoint, load_checkpoint
 from facemark.files import sha256_file, write_json
+from facemark.runs import read_records, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "facemark" / "weights"
-if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks.training_time import read_records, summarize  # noqa: E402
 
 #: The validation metric each task's best.pt was chosen by (lower is better).
 METRIC = {"landmarks": "nme_io", "detector": "miss_rate"}

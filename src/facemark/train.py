@@ -39,10 +39,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from facemark import devices, paths
+from facemark import devices, paths, runs
 from facemark.checkpoint import load_checkpoint, save_checkpoint
 from facemark.errors import CheckpointError, DataError, FacemarkError, UsageError
-from facemark.files import atomic_write, write_json
+from facemark.files import write_json
 from facemark.tasks import Task, get_task
 
 #: Gradient-norm clip: only bites on the rare bad batch, keeps from-scratch training stable.
@@ -315,46 +315,6 @@ def git_commit() -> str | None:
         return None
 
 
-def write_history(run_dir: Path, history: list[dict[str, Any]], metric_name: str) -> None:
-    """``metrics.jsonl`` (rewritten whole, atomically, so a resume never duplicates lines)
-    and ``curves.png``."""
-    import json
-
-    from facemark import plot
-
-    with atomic_write(run_dir / "metrics.jsonl", "w") as fh:
-        for row in history:
-            fh.write(json.dumps(row) + "\n")
-    epochs = [row["epoch"] for row in history]
-    val_key = f"val_{metric_name}"
-    scale, unit = _metric_scale(metric_name)
-    charts = [
-        plot.Chart(
-            {"train loss": (epochs, [row["train_loss"] for row in history])},
-            "training loss",
-            "epoch",
-            "loss",
-        ),
-        plot.Chart(
-            {
-                f"val {metric_name}": (
-                    epochs,
-                    [row.get(val_key, math.nan) * scale for row in history],
-                )
-            },
-            f"validation {metric_name}",
-            "epoch",
-            f"{metric_name}{unit}",
-        ),
-    ]
-    plot.save_charts(charts, run_dir / "curves.png")
-
-
-def _metric_scale(name: str) -> tuple[float, str]:
-    """Landmark error metrics read best as percentages."""
-    return (100.0, " (%)") if name.startswith(("nme", "fr_", "auc")) else (1.0, "")
-
-
 def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -366,7 +326,7 @@ def _duration(seconds: float) -> str:
 def format_metric(name: str, value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "-"
-    scale, unit = _metric_scale(name)
+    scale, unit = runs.metric_scale(name)
     return f"{value * scale:.3f}%" if unit else f"{value:.4g}"
 
 
@@ -882,7 +842,7 @@ class _Trainer:
             self._save_last(val, epoch + 1, 0)
             if improved:
                 save_checkpoint(self.run_dir / "best.pt", self._payload(val, epoch + 1))
-            write_history(self.run_dir, self.history, task.metric_name)
+            runs.write_history(self.run_dir, self.history, task.metric_name)
             self._print_epoch(row, improved)
         return row
 

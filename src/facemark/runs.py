@@ -1,6 +1,7 @@
-"""Training time to the best checkpoint, read from a run's records.
+"""Run records: what a training run writes next to its checkpoints, and reading them back.
 
-A training run folder holds ``config.json``, ``env.json`` and ``metrics.jsonl`` (one JSON object
+``facemark train``, ``tools/bundle_models.py`` and the benchmarks all go through here.  A
+training run folder holds ``config.json``, ``env.json`` and ``metrics.jsonl`` (one JSON object
 per epoch, see ``train.write_history``); the best checkpoint is the epoch with the lowest
 validation metric.  Time is summed from each epoch's own ``seconds`` and ``val_seconds``, which
 survive a ``--resume`` (the ``elapsed`` clock restarts with each invocation), so it counts
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facemark import paths
+from facemark.files import atomic_write
 
 #: Per-epoch time keys of a run record (summed), and validation metrics (first found is used).
 EPOCH_TIME_KEYS = ("seconds", "val_seconds")
@@ -119,3 +121,43 @@ def _payload_config(checkpoint: Path) -> dict[str, Any] | None:
         return None
     config = data.get("config") if isinstance(data, dict) else None
     return config if isinstance(config, dict) else None
+
+
+def metric_scale(name: str) -> tuple[float, str]:
+    """Landmark error metrics read best as percentages."""
+    return (100.0, " (%)") if name.startswith(("nme", "fr_", "auc")) else (1.0, "")
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]], metric_name: str) -> None:
+    """``metrics.jsonl`` (rewritten whole, atomically, so a resume never duplicates lines)
+    and ``curves.png``."""
+    import json
+
+    from facemark import plot
+
+    with atomic_write(run_dir / "metrics.jsonl", "w") as fh:
+        for row in history:
+            fh.write(json.dumps(row) + "\n")
+    epochs = [row["epoch"] for row in history]
+    val_key = f"val_{metric_name}"
+    scale, unit = metric_scale(metric_name)
+    charts = [
+        plot.Chart(
+            {"train loss": (epochs, [row["train_loss"] for row in history])},
+            "training loss",
+            "epoch",
+            "loss",
+        ),
+        plot.Chart(
+            {
+                f"val {metric_name}": (
+                    epochs,
+                    [row.get(val_key, math.nan) * scale for row in history],
+                )
+            },
+            f"validation {metric_name}",
+            "epoch",
+            f"{metric_name}{unit}",
+        ),
+    ]
+    plot.save_charts(charts, run_dir / "curves.png")
