@@ -58,7 +58,7 @@ class StubDetector(Detector):
         self.seen = 0
         self.batches: list[int] = []
 
-    def detect_batch(self, images, names=None):
+    def detect_batch(self, images, names=None, sizes=None):
         self.seen += len(images)
         self.batches.append(len(images))
         out = []

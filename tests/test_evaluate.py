@@ -59,7 +59,7 @@ class StubDetector(Detector):
         super().__init__()
         self.faces, self.miss = faces, miss
 
-    def detect_batch(self, images, names=None):
+    def detect_batch(self, images, names=None, sizes=None):
         out = []
         for image in images:
             i = _frame_index(self.faces, image)

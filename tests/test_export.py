@@ -281,6 +281,8 @@ def test_bad_inputs_are_one_line(tmp_path: Path) -> None:
     assert "is a folder" in line
     line = _one_line_error(["export", "nosuchmodel", "-f", "torchscript", "-o", out], 2)
     assert "unknown landmarks model 'nosuchmodel'" in line
+    line = _one_line_error(["export", "default", "-f", "onnx", "-o", out, "--opset", "99"], 2)
+    assert "--opset must be between 17 and" in line
 
 
 def test_onnx_without_the_extra_names_the_install(

@@ -388,3 +388,26 @@ def test_preview_from_jsonl(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "3 jsonl samples" in result.output
     assert Image.open(out).size[0] > 64
+
+
+def test_annotate_output_trains_on_the_photos_not_the_drawn_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_landmark_checkpoint: Path, caplog
+) -> None:
+    """annotate's folder holds the JSONL, .pts files and annotated copies under the photos'
+    names: --data on it reads the JSONL (with a warning) and the original photos."""
+    import facemark
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    image = paint_face(random_keypoints(rng, 128), 128, rng)
+    image.save(tmp_path / "face.png")
+    (tmp_path / "boxes.json").write_text(json.dumps({"face.png": [[20, 15, 110, 120]]}))
+    facemark.annotate(
+        "face.png", "out", detector="boxes:boxes.json", model=tiny_landmark_checkpoint, pts=True
+    )
+    assert (tmp_path / "out" / "face.png").is_file() and list((tmp_path / "out").glob("*.pts"))
+    with caplog.at_level(logging.WARNING):
+        faces = labelsets.load_faces(tmp_path / "out")
+    assert "jsonl and pts" in caplog.text
+    assert len(faces) == 1
+    np.testing.assert_array_equal(faces.images[0], np.asarray(image.convert("RGB")))

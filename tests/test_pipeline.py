@@ -171,3 +171,24 @@ def test_import_sets_passive_openmp_unless_the_user_chose() -> None:
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.strip() == "ACTIVE"
+
+
+@needs_photos
+def test_a_big_jpeg_decoded_small_finds_its_small_faces(tmp_path: Path) -> None:
+    """The detector's passes and ``min_face`` follow the full-size photo, not the reduced
+    view the pipeline decodes for it (a 12 MP photo is decoded at 1/4)."""
+    group = Image.open(PHOTOS / "insightface_t1.jpg").convert("RGB")  # 6 faces
+    tile = group.resize((group.width // 3, group.height // 3))  # faces ~33-45 px wide
+    canvas = Image.new("RGB", (4352, 2904), (90, 100, 110))
+    for row in range(3):
+        for col in range(3):
+            canvas.paste(tile, (200 + col * 1300, 200 + row * 900))
+    path = tmp_path / "crowd.jpg"
+    canvas.save(path, quality=92)
+    full = load_detector().detect(facemark.load_image(path))
+    marker = FaceMarker(min_face=25)
+    faces = marker(path)
+    assert len(full) >= 40  # of 54; a single 640 px pass finds none of them
+    assert len(faces) >= 30  # the landmark check drops some of the tiniest
+    widths = [f.box[2] - f.box[0] for f in faces]
+    assert min(widths) >= 25 and max(widths) < 80  # full-size pixels

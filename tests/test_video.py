@@ -130,6 +130,20 @@ def test_stride_and_span(face_clip: Path, tmp_path: Path) -> None:
     assert span[0]["timestamp"] == pytest.approx(0.3)
 
 
+def test_a_span_past_the_end_is_one_line_and_writes_nothing(
+    face_clip: Path, tmp_path: Path
+) -> None:
+    """It used to end the whole run with a missing-file error and leave a .partial behind."""
+    out = tmp_path / "out"
+    warnings: list[str] = []
+    with pytest.raises(DataError, match="no video frame between 5 s and the end"):
+        an.run(
+            [face_clip], out, an.AnnotateConfig.from_options(start=5.0), on_warning=warnings.append
+        )
+    assert len(warnings) == 1
+    assert not out.exists() or not list(out.rglob("*"))
+
+
 def test_smoothing_off_gives_the_raw_points(face_clip: Path) -> None:
     raw = an.annotate(face_clip, smooth=False, detect_every=1, end=0.25)
     smooth = an.annotate(face_clip, detect_every=1, end=0.25)

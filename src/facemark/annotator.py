@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from facemark.detectors.base import DetectorConfig
+from facemark.detectors.base import Detector, DetectorConfig
 from facemark.errors import DataError, UsageError
 from facemark.files import atomic_write
 from facemark.images import Photo
@@ -350,9 +350,10 @@ def _marker(config: AnnotateConfig) -> FaceMarker:
             _file_key(s, task) for s, task in zip(specs, ("detector", "landmarks"), strict=True)
         )
         return _cached(keys, config.device, config.flip, config.detection)
-    return FaceMarker(
-        config.detector, config.model, config.device, config.flip, **asdict(config.detection)
-    )
+    # a loaded detector keeps its own options unless the run sets others
+    default = config.detection == DetectorConfig()
+    options = {} if default and isinstance(config.detector, Detector) else asdict(config.detection)
+    return FaceMarker(config.detector, config.model, config.device, config.flip, **options)
 
 
 def _file_key(spec: str | os.PathLike, task: str) -> tuple[str, int]:
@@ -812,8 +813,9 @@ def _process(
     writer: _Writer | None = None
     task = progress.add_task("Annotating", total=len(todo)) if progress is not None else None
     size = config.batch_size
-    # Annotated copies need every pixel; otherwise decode no larger than detection needs.
-    min_side = 0 if config.draw else marker.decode_side
+    # Decoded no larger than detection needs, with or without --draw, so both find the same
+    # faces; an annotated copy decodes the full image in the writer thread.
+    min_side = marker.decode_side
     try:
         decoded = _decoded(todo, size, min_side)
         for batch in _batches(decoded, size, summary, warn, progress, task):

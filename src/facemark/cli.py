@@ -649,20 +649,23 @@ def annotate_cmd(
     csv_out: bool = typer.Option(
         _ANNOTATE.csv,
         "--csv",
-        help="Also write annotations.csv (dataset format, one row per face).",
+        help="Also write annotations.csv (dataset format, one row per face); for each video "
+        "<video>.csv in OpenFace's layout.",
     ),
     coco: bool = typer.Option(
         _ANNOTATE.coco,
         "--coco",
-        help="Also write annotations.coco.json (COCO keypoints: CVAT, Label Studio, FiftyOne).",
+        help="Also write annotations.coco.json (COCO keypoints: CVAT, Label Studio, FiftyOne); "
+        "photos only.",
     ),
     pts: bool = typer.Option(
-        _ANNOTATE.pts, "--pts", help="Also write one iBUG .pts file per face."
+        _ANNOTATE.pts, "--pts", help="Also write one iBUG .pts file per face (photos only)."
     ),
     skip_existing: bool = typer.Option(
         _ANNOTATE.skip_existing,
         "--skip-existing",
-        help="Resume: skip images already in the output's annotations*.jsonl.",
+        help="Resume: skip images already in the output's annotations*.jsonl and videos "
+        "whose <video>.jsonl is complete.",
     ),
     shard: str | None = typer.Option(
         _ANNOTATE.shard,
@@ -728,7 +731,6 @@ def annotate_cmd(
     smooth_min_cutoff: float = typer.Option(
         _VIDEO.smooth_min_cutoff,
         "--smooth-min-cutoff",
-        min=0.0,
         help="Videos: One-Euro minimum cutoff in Hz (lower: steadier when still).",
     ),
     smooth_beta: float = typer.Option(

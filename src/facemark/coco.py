@@ -109,8 +109,8 @@ def write_coco(jsonl_path: Path, out_path: Path) -> int:
 
     Built from the JSONL rather than alongside it, like the CSV, so it always agrees with it,
     also after a resumed run.  Every image of the JSONL is listed (those without faces too);
-    each face is one annotation: ``bbox`` from its ``box``, all 68 points with ``v = 2``, its
-    ``score``.  ``file_name`` is the image path as the JSONL records it.  Written atomically;
+    each face is one annotation: ``bbox`` (and ``area``) from its ``box``, all 68 points with
+    ``v = 2``, its ``score``, ``iscrowd`` 0.  ``file_name`` is the image path as the JSONL records it.  Written atomically;
     returns the number of annotations.
     """
     images: list[dict[str, Any]] = []
@@ -136,6 +136,9 @@ def write_coco(jsonl_path: Path, out_path: Path) -> int:
                     "image_id": image_id,
                     "category_id": CATEGORY_ID,
                     "bbox": [_round(x0), _round(y0), _round(x1 - x0), _round(y1 - y0)],
+                    # what COCOeval's keypoint OKS needs besides the points
+                    "area": _round((x1 - x0) * (y1 - y0)),
+                    "iscrowd": 0,
                     "keypoints": keypoints,
                     "num_keypoints": len(face["keypoints"]),
                     "score": round(float(face.get("score", 1.0)), 4),

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facemark import metrics
-from facemark.detectors.base import DetectorConfig
+from facemark.detectors.base import Detector, DetectorConfig
 from facemark.errors import DataError, UsageError
 from facemark.images import Photo
 from facemark.shape import NUM_POINTS
@@ -447,11 +447,10 @@ def evaluate_models(
     with _torch_threads(threads), prog:
         source.preload()  # a data error shows before any model is loaded or downloaded
         loaded = [_load_model(m, device) for m in models]
-        det = (
-            load_detector(detector, device, DetectorConfig(threshold=threshold))
-            if boxes == "detect"
-            else None
-        )
+        # a loaded detector keeps its own options unless another threshold is asked for
+        keep_own = isinstance(detector, Detector) and threshold == DetectorConfig.threshold
+        det_config = None if keep_own else DetectorConfig(threshold=threshold)
+        det = load_detector(detector, device, det_config) if boxes == "detect" else None
         detected: dict[int, np.ndarray] = {}  # frame set -> detector boxes, shared by models
         for model, label, config, meta in loaded:
             frames, split_name, val_split = source.frames_for(config)

@@ -355,6 +355,17 @@ def _write_torchscript(net: Network, out: Path) -> None:
         torch.jit.save(traced, fh, _extra_files={METADATA_FILE: json.dumps(meta, indent=1)})
 
 
+def _newest_opset() -> int:
+    """The highest ONNX opset the installed torch exports (a private constant: fall back to
+    a conservative one if it moves)."""
+    try:
+        from torch.onnx import _constants
+
+        return int(_constants.ONNX_MAX_OPSET)
+    except (ImportError, AttributeError, ValueError):
+        return 20
+
+
 def _write_onnx(net: Network, out: Path, opset: int, dynamo: bool) -> None:
     import onnx
     import torch
@@ -464,8 +475,12 @@ def export_model(
     start = time.perf_counter()
     fmt = str(fmt).lower()
     _check_requirements(fmt, check, dynamo)
-    if opset < DEFAULT_OPSET:
-        raise UsageError(f"--opset must be at least {DEFAULT_OPSET} (got {opset})")
+    newest = _newest_opset()
+    if not DEFAULT_OPSET <= opset <= newest:
+        raise UsageError(
+            f"--opset must be between {DEFAULT_OPSET} and {newest}, the newest this torch "
+            f"exports (got {opset})"
+        )
     path = _check_out(out)
     net = load_network(spec, task, raw)
     if fmt == "onnx":

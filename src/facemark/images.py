@@ -28,6 +28,8 @@ from facemark.errors import DataError, UsageError
 
 #: Draft (DCT-domain) reductions JPEG decoding offers.
 DRAFT_FACTORS = (8, 4, 2, 1)
+#: Pillow formats that decode at reduced size (MPO: the JPEG many cameras write).
+DRAFTABLE = ("JPEG", "MPO")
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -44,7 +46,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 def _decode(path: str | os.PathLike, reduce: int = 1) -> Image.Image:
     """The oriented RGB Pillow image of ``path``, JPEGs decoded at 1/``reduce`` size."""
     with _reading(path), Image.open(path) as im:
-        if reduce > 1 and im.format == "JPEG":
+        if reduce > 1 and im.format in DRAFTABLE:
             # Pillow picks the strongest reduction that stays at least this size
             im.draft("RGB", (max(1, im.width // reduce), max(1, im.height // reduce)))
         im.load()  # decode fully now: truncation must fail here, not while drawing
@@ -139,7 +141,7 @@ class Photo:
         if min_side != 0:
             with _reading(path):
                 with Image.open(path) as header:
-                    size, is_jpeg = _oriented_size(header), header.format == "JPEG"
+                    size, is_jpeg = _oriented_size(header), header.format in DRAFTABLE
             side = min_side(*size) if callable(min_side) else int(min_side)
             if is_jpeg and side > 0:
                 photo = cls(None, size, path)
@@ -186,8 +188,17 @@ class Photo:
             else:
                 assert self.path is not None  # in-memory photos always hold the full view
                 self._views[want] = _decode(self.path, want)
-        im = self._views[want]
-        return im, resize_matrix(self.width, self.height, im.width, im.height)
+        return self._views[want], self._matrix(want)
+
+    def _matrix(self, factor: int) -> np.ndarray:
+        """Full-size pixels -> pixels of the view reduced ``factor`` times.  A JPEG draft and
+        ``Image.reduce`` both average ``factor`` x ``factor`` blocks (the last one partial), so
+        the scale is exactly ``1 / factor``, not the ratio of the rounded-up sizes."""
+        im = self._views[factor]
+        if (-(-self.width // factor), -(-self.height // factor)) != im.size:
+            return resize_matrix(self.width, self.height, im.width, im.height)
+        k = 1.0 / factor
+        return np.array([[k, 0.0, 0.5 * k - 0.5], [0.0, k, 0.5 * k - 0.5]])
 
     def array(self) -> np.ndarray:
         """Full-size RGB uint8 pixels (decoding them now if only a smaller view exists)."""

@@ -160,13 +160,25 @@ def detect_format(path: str | os.PathLike) -> str:
     if path.is_dir():
         if (path / dataset.TRAIN_CSV).is_file() or (path / dataset.TEST_CSV).is_file():
             return "udacity"
-        if _jsonl_files(path):
-            return "jsonl"
-        if _coco_files(path):
-            return "coco"
         pts, images = _walk(path)
-        if pts:
-            return "pts"
+        kinds = [
+            k
+            for k, found in (
+                ("jsonl", _jsonl_files(path)),
+                ("coco", _coco_files(path)),
+                ("pts", pts),
+            )
+            if found
+        ]
+        if len(kinds) > 1:  # e.g. an annotate output folder: JSONL, COCO and .pts of one run
+            log.warning(
+                "%s holds %s labels; reading the %s (pass a file to choose another)",
+                path,
+                " and ".join(kinds),
+                kinds[0],
+            )
+        if kinds:
+            return kinds[0]
         what = f"{len(images)} image(s) but no labels" if images else "no labels"
         raise DataError(f"{path}: {what}; {_EXPECTED}")
     if path.is_file():
@@ -278,12 +290,15 @@ def read_pts_folder(folder: Path) -> Labels:
 
 
 def _resolve_image(name: str, base: Path) -> Path:
-    """An image path as a label file records it: relative to the file's folder (or its
-    ``images/`` subfolder), else as recorded (absolute, or relative to the current folder)."""
+    """An image path as a label file records it: as recorded (absolute, or relative to the
+    current folder, as ``facemark annotate`` records it), else relative to the file's folder
+    (or its ``images/`` subfolder).  The recorded path comes first because annotate's output
+    folder holds annotated copies under the same relative names: training on those would
+    teach the drawn points."""
     recorded = Path(name).expanduser()
     if recorded.is_absolute():
         return recorded
-    for candidate in (base / recorded, base / "images" / recorded, recorded):
+    for candidate in (recorded, base / recorded, base / "images" / recorded):
         if candidate.is_file():
             return candidate
     return base / recorded

@@ -106,6 +106,8 @@ class Landmarker:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if not len(boxes):
             return np.zeros((0, self.img_size, self.img_size, 3), np.uint8), np.zeros((0, 2, 3))
+        if not np.isfinite(boxes).all():
+            raise UsageError("face boxes must be finite numbers (got NaN or inf)")
         side = (boxes[:, 2:] - boxes[:, :2]).max(axis=1).min() * transforms.CROP_SCALE
         factor = max([f for f in DRAFT_FACTORS if f <= side / self.img_size], default=1)
         view, to_view = photo.view(-(-max(photo.size) // factor) if factor > 1 else 0)

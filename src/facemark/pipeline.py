@@ -94,6 +94,8 @@ class FaceMarker:
             config = DetectorConfig(**detector_options) if detector_options else None
         except TypeError as exc:
             raise UsageError(f"unknown detector option: {exc}") from None
+        if config is not None:
+            config.check()
         self.device = resolve_device(device)
         self.detector: Detector | None = (
             None if detector is None else load_detector(detector, self.device, config)
@@ -156,17 +158,12 @@ class FaceMarker:
         """Detections per photo, in full-size pixels."""
         if self.detector is None:
             raise UsageError("this FaceMarker has no detector (detector=None)")
-        det = self.detector
-        views = []
-        for photo in photos:
-            side = det.detection_side(photo.width, photo.height) if det.accepts_reduced else 0
-            views.append(photo.view(side))
-        found = det.detect_batch([np.asarray(v) for v, _ in views], names)
+        views = [photo.view(self.decode_side(photo.width, photo.height)) for photo in photos]
+        found = self.detector.detect_batch(
+            [np.asarray(v) for v, _ in views], names, [photo.size for photo in photos]
+        )
         out = []
         for d, (_, M) in zip(found, views, strict=True):
-            if np.allclose(M, [[1, 0, 0], [0, 1, 0]]):
-                out.append(d)
-                continue
             back = transforms.invert_affine(M)
             points = None
             if d.points is not None:

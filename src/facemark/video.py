@@ -614,6 +614,11 @@ def annotate_video(
         out_jsonl = out_csv = None
         frames = decode(path, config, info)
         first = next(frames, None)  # a bad file fails here, before any output is opened
+        if first is None:
+            span = f"between {config.start:g} s and " + (
+                f"{config.end:g} s" if config.end is not None else "the end"
+            )
+            raise DataError(f"no video frame {span} (nothing written)")
         drawer = None
         if overlay is not None:
             overlay.parent.mkdir(parents=True, exist_ok=True)

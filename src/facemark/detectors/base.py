@@ -81,10 +81,15 @@ class Detections:
             self.boxes[keep], self.scores[keep], None if self.points is None else self.points[keep]
         )
 
-    def finish(self, config: DetectorConfig) -> Detections:
-        """Apply the options every detector shares: size filter, then the best ``max_faces``."""
+    def finish(self, config: DetectorConfig, scale: float = 1.0) -> Detections:
+        """Apply the options every detector shares: size filter, then the best ``max_faces``.
+
+        ``scale``: how many full-size pixels one pixel of these boxes is (a reduced view of a
+        big photo), so ``min_face`` is always in full-size pixels.
+        """
         order = np.argsort(-self.scores, kind="stable")
-        order = order[(self.boxes[order, 2] - self.boxes[order, 0]) >= config.min_face]
+        widths = (self.boxes[order, 2] - self.boxes[order, 0]) * scale
+        order = order[widths >= config.min_face]
         if config.max_faces is not None:
             order = order[: config.max_faces]
         return self.select(order)
@@ -95,8 +100,11 @@ class Detector(ABC):
 
     ``images`` are RGB uint8 arrays ``(H, W, 3)``, as :func:`facemark.images.load_image`
     gives them.  ``names`` (the images' paths, when known) lets a detector that reads boxes
-    from a file find them; the others ignore it.  The same image gives the same detections
-    whether it is passed alone or in a batch.
+    from a file find them; the others ignore it.  ``sizes``: the ``(width, height)`` of the
+    full-size photo each array is a reduced view of (None: the arrays are full size); the
+    resolution a detector chooses and ``min_face`` then follow the full-size photo, while
+    boxes stay in the array's pixels.  The same image gives the same detections whether it is
+    passed alone or in a batch.
     """
 
     #: The backend's name, as ``--detector`` accepts it.
@@ -117,6 +125,15 @@ class Detector(ABC):
         """What identifies the weights (a short hash, a run name): recorded with each output."""
         return ""
 
+    @staticmethod
+    def scales(
+        images: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]] | None
+    ) -> list[float]:
+        """Full-size pixels per array pixel, per image (1 without ``sizes``)."""
+        if sizes is None:
+            return [1.0] * len(images)
+        return [max(size) / max(np.shape(im)[:2]) for im, size in zip(images, sizes, strict=True)]
+
     def detection_side(self, width: int, height: int) -> int:
         """How many pixels of an image this big the detector looks at on its longer side, so
         the image can be decoded no larger than that (0: all of them)."""
@@ -128,12 +145,17 @@ class Detector(ABC):
 
     @abstractmethod
     def detect_batch(
-        self, images: Sequence[np.ndarray], names: Sequence[str | None] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        names: Sequence[str | None] | None = None,
+        sizes: Sequence[tuple[int, int]] | None = None,
     ) -> list[Detections]:
         """Detections for each image (one forward pass where the backend can batch)."""
 
-    def detect(self, image: np.ndarray, name: str | None = None) -> Detections:
-        return self.detect_batch([image], [name])[0]
+    def detect(
+        self, image: np.ndarray, name: str | None = None, size: tuple[int, int] | None = None
+    ) -> Detections:
+        return self.detect_batch([image], [name], None if size is None else [size])[0]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()})"

@@ -62,7 +62,10 @@ class BoxesDetector(Detector):
         return self.table[keys[0]] if len(keys) == 1 else np.zeros((0, 5), np.float32)
 
     def detect_batch(
-        self, images: Sequence[np.ndarray], names: Sequence[str | None] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        names: Sequence[str | None] | None = None,
+        sizes: Sequence[tuple[int, int]] | None = None,
     ) -> list[Detections]:
         names = list(names) if names is not None else [None] * len(images)
         out = []

@@ -83,9 +83,16 @@ class FacemarkDetector(Detector):
     def version(self) -> str:
         return str(self.info.get("run_name") or f"epoch {self.info.get('epoch')}")
 
+    def detection_side(self, width: int, height: int) -> int:
+        """The network looks at its letterbox only: no more pixels are needed."""
+        return int(self.config.det_size or self.input_size)
+
     @torch.inference_mode()
     def detect_batch(
-        self, images: Sequence[np.ndarray], names: Sequence[str | None] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        names: Sequence[str | None] | None = None,
+        sizes: Sequence[tuple[int, int]] | None = None,
     ) -> list[Detections]:
         """One forward pass per group of images with the same letterbox shape.
 
@@ -95,6 +102,7 @@ class FacemarkDetector(Detector):
         """
         size = int(self.config.det_size or self.input_size)
         rgb = [as_rgb_array(im) for im in images]
+        scales = self.scales(rgb, sizes)
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, im in enumerate(rgb):
             h, w = letterbox_shape(im.shape[0], im.shape[1], size)
@@ -113,5 +121,5 @@ class FacemarkDetector(Detector):
             for i, (boxes, scores), (_, M) in zip(members, decoded, boxed, strict=True):
                 keep = nms(boxes, scores)
                 back = map_boxes(boxes[keep], transforms.invert_affine(M))
-                results[i] = Detections(back, scores[keep]).finish(self.config)
+                results[i] = Detections(back, scores[keep]).finish(self.config, scales[i])
         return [r if r is not None else Detections.empty() for r in results]

@@ -384,7 +384,8 @@ def detection_passes(
         return ((max(longer, SMALL_SIDE), None),)
     if longer <= LARGE_PHOTO:
         return ((MEDIUM_SIDE, None),)
-    fine = min(max(-(-int(longer * FINE_SCALE) // 32) * 32, FINE_MIN_SIDE), FINE_MAX_SIDE)
+    # rounded down, so the fine pass never needs more than a quarter-size JPEG decode
+    fine = min(max(int(longer * FINE_SCALE) // 32 * 32, FINE_MIN_SIDE), FINE_MAX_SIDE)
     return ((MEDIUM_SIDE, None), (fine, longer * FINE_MAX_FACE))
 
 
@@ -515,14 +516,21 @@ class YuNetDetector(Detector):
         return tuple(o.float().cpu() for o in self.net(x))
 
     def detect_batch(
-        self, images: Sequence[np.ndarray], names: Sequence[str | None] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        names: Sequence[str | None] | None = None,
+        sizes: Sequence[tuple[int, int]] | None = None,
     ) -> list[Detections]:
         rgb = [as_rgb_array(im) for im in images]
-        # one canvas per image and pass; canvases of the same shape share a forward pass
+        scales = self.scales(rgb, sizes)
+        # one canvas per image and pass; canvases of the same shape share a forward pass;
+        # the passes (and their face limits, in full-size pixels) follow the full-size photo
         jobs: list[tuple[int, np.ndarray, np.ndarray, float | None]] = []
-        for i, im in enumerate(rgb):
-            for size, max_face in detection_passes(im.shape[0], im.shape[1], self.config.det_size):
-                jobs.append((i, *self._canvas(im, size), max_face))
+        for i, (im, k) in enumerate(zip(rgb, scales, strict=True)):
+            h, w = round(im.shape[0] * k), round(im.shape[1] * k)
+            for size, max_face in detection_passes(h, w, self.config.det_size):
+                limit = None if max_face is None else max_face / k
+                jobs.append((i, *self._canvas(im, size), limit))
         groups: dict[tuple[int, int], list[int]] = {}
         for j, job in enumerate(jobs):
             groups.setdefault(job[1].shape[:2], []).append(j)
@@ -533,9 +541,11 @@ class YuNetDetector(Detector):
             for j, decoded in zip(idx, decode_outputs(outs, hw, floor), strict=True):
                 i, _, M, max_face = jobs[j]
                 found[i].append(_to_image(*decoded, M, max_face))
-        return [self._finish(parts) for parts in found]
+        return [self._finish(parts, k) for parts, k in zip(found, scales, strict=True)]
 
-    def _finish(self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Detections:
+    def _finish(
+        self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], scale: float
+    ) -> Detections:
         """Merge the passes, calibrate, threshold, NMS, face boxes, the shared options."""
         boxes = np.concatenate([p[0] for p in parts]).reshape(-1, 4)
         raw = np.concatenate([p[1] for p in parts]).reshape(-1)
@@ -547,7 +557,8 @@ class YuNetDetector(Detector):
         boxes, scores, points = boxes[keep], scores[keep], points[keep]
         keep = nms(boxes, scores, NMS_IOU)
         boxes, scores, points = boxes[keep], scores[keep], points[keep]
-        return Detections(self.face_boxes(boxes, points), scores, points).finish(self.config)
+        found = Detections(self.face_boxes(boxes, points), scores, points)
+        return found.finish(self.config, scale)
 
 
 def box_map_features(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
