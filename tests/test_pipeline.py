@@ -192,3 +192,30 @@ def test_a_big_jpeg_decoded_small_finds_its_small_faces(tmp_path: Path) -> None:
     assert len(faces) >= 30  # the landmark check drops some of the tiniest
     widths = [f.box[2] - f.box[0] for f in faces]
     assert min(widths) >= 25 and max(widths) < 80  # full-size pixels
+
+
+def test_max_faces_counts_confirmed_faces_only(tiny_landmark_checkpoint: Path) -> None:
+    """The landmark check runs before --max-faces: a rejected best detection does not take
+    the place of a real face."""
+    from facemark.detectors import Detections, Detector
+
+    class TwoBoxes(Detector):
+        name = "two"
+
+        def detect_batch(self, images, names=None, sizes=None):
+            boxes = np.array([[0, 0, 40, 40], [50, 10, 110, 80]], np.float32)
+            found = Detections(boxes, np.array([0.9, 0.8], np.float32))
+            return [found.finish(self.config) for _ in images]
+
+    image = np.zeros((100, 120, 3), np.uint8)
+    marker = FaceMarker(TwoBoxes(), tiny_landmark_checkpoint, max_faces=1, confirm=0.0)
+    assert marker.max_faces == 1 and marker.detector.config.max_faces is None
+    assert len(marker(image)) == 1
+    faces, rejected = marker.mark([image])
+    assert rejected == [0] and len(faces[0]) == 1
+    everything = FaceMarker(TwoBoxes(), tiny_landmark_checkpoint, confirm=0.0)
+    assert len(everything(image)) == 2
+    conf = [f.confidence.mean() for f in everything(image)]
+    picky = FaceMarker(TwoBoxes(), tiny_landmark_checkpoint, max_faces=1, confirm=max(conf))
+    (kept,) = picky(image)
+    assert kept.confidence.mean() == pytest.approx(max(conf), abs=1e-6)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -97,9 +97,16 @@ class FaceMarker:
         if config is not None:
             config.check()
         self.device = resolve_device(device)
-        self.detector: Detector | None = (
-            None if detector is None else load_detector(detector, self.device, config)
-        )
+        self.detector: Detector | None = None
+        #: ``max_faces`` is applied after the landmark check (:meth:`mark`), so a rejected
+        #: best detection does not cost a real face its place.
+        self.max_faces: int | None = None
+        if detector is not None:
+            det = load_detector(detector, self.device, config)
+            if det.needs_confirmation and det.config.max_faces is not None:
+                self.max_faces = det.config.max_faces
+                det = load_detector(det, self.device, replace(det.config, max_faces=None))
+            self.detector = det
         self.landmarker: Landmarker = hub.load_model(model, self.device)
         self.flip = bool(flip)
 
@@ -143,8 +150,8 @@ class FaceMarker:
                 for k in range(len(det))
                 if conf[k].mean() >= confirm
             ]
-            faces.append(kept)
             rejected.append(len(det) - len(kept))
+            faces.append(kept[: self.max_faces])
         return faces, rejected
 
     def decode_side(self, width: int, height: int) -> int:
