@@ -21,7 +21,7 @@ from facemark.pipeline import FaceMarker
 from synthetic import make_dataset_tree
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-REPORT_FILES = {"ced.png", "per_image.csv", "worst.png", "summary.json"}
+REPORT_FILES = {"ced.png", "per_image.csv", "subsets.csv", "worst.png", "summary.json"}
 
 
 def _frame_index(faces: FaceSet, pixels: np.ndarray) -> int:
@@ -350,3 +350,118 @@ def test_val_split_follows_each_models_training_config(tmp_path) -> None:
     assert (tmp_path / "r" / "worst.png").is_file()
     forced = evaluate.evaluate_models([a, b], split="val", timing=False, val_fraction=0.5)
     assert [m["images"] for m in forced["models"]] == [12, 12]  # 3 of 6 persons; 12 frames
+
+
+# --------------------------------------------------------------------------- subsets
+
+
+def _face(yaw: float, eye_distance: float, centre=(100.0, 100.0)) -> np.ndarray:
+    """68 points whose yaw proxy and outer-eye-corner distance are the given ones."""
+    from facemark.shape import MEAN_SHAPE
+
+    cx, cy = centre
+    kps = np.asarray(MEAN_SHAPE, dtype=np.float64) * eye_distance + [cx, cy]
+    kps[36] = [cx - eye_distance / 2, cy]
+    kps[45] = [cx + eye_distance / 2, cy]
+    kps[30] = [cx + yaw * eye_distance, cy + eye_distance / 2]
+    return kps
+
+
+def test_yaw_proxy_and_bins_on_known_faces() -> None:
+    gt = np.stack([_face(y, d) for y, d in [(0.05, 20), (0.1, 30), (0.25, 45), (0.6, 80)]])
+    gt[1, 30, 0] = gt[1, [36, 45], 0].mean() - 3.0  # turned the other way: 3 px of 30
+    assert evaluate.yaw_proxy(gt) == pytest.approx([0.05, 0.1, 0.25, 0.6])
+    assert list(evaluate.bin_index(evaluate.yaw_proxy(gt), evaluate.YAW_BINS)) == [0, 1, 2, 3]
+    sizes = metrics.interocular(gt)
+    assert list(evaluate.bin_index(sizes, evaluate.SIZE_BINS)) == [0, 1, 2, 3]
+    # an edge belongs to the bin above it
+    edges = evaluate.bin_index([0.0, 0.0999, 0.1, 0.2, 0.3, 5.0], evaluate.YAW_BINS)
+    assert list(edges) == [0, 0, 1, 2, 3, 3]
+    assert list(evaluate.bin_index([29.9, 30, 40, 50], evaluate.SIZE_BINS)) == [0, 1, 2, 3]
+
+
+def test_confidence_quartiles() -> None:
+    conf = np.array([0.8, 0.1, 0.4, 0.3, np.nan, 0.9, 0.2, 0.6, 0.5])
+    quartile, edges = evaluate.confidence_quartile(conf)
+    assert list(quartile) == [3, 0, 1, 1, -1, 3, 0, 2, 2]  # two faces each; a miss has none
+    assert edges[0] == 0.1 and edges[-1] == 0.9
+    assert list(evaluate.confidence_quartile(np.ones(5))[0]) == [0] * 5  # ties go lower
+    assert list(evaluate.confidence_quartile(np.full(3, np.nan))[0]) == [-1] * 3
+
+
+def test_subset_scores_put_each_face_in_its_bin() -> None:
+    specs = [(0.05, 20), (0.15, 35), (0.25, 45), (0.6, 80), (0.02, 60)]
+    gt = np.stack([_face(y, d) for y, d in specs])
+    errors = np.array([1.0, 2.0, 9.0, 4.0, 0.0])  # px on every point; face 3 fails (9/45)
+    pred = gt + errors[:, None, None] / np.sqrt(2)
+    pred[4] = np.nan  # a miss: yaw bin 0, size >=50
+    conf = np.array([0.9, 0.2, 0.5, 0.7, np.nan])
+    out = evaluate.subset_scores(pred, gt, conf)
+    nme = errors / np.array([d for _, d in specs])
+
+    yaw = out["yaw"]
+    assert [r["bin"] for r in yaw] == ["0-0.1", "0.1-0.2", "0.2-0.3", ">=0.3"]
+    assert [r["faces"] for r in yaw] == [2, 1, 1, 1]
+    assert yaw[0]["nme_io"] == pytest.approx(nme[0])  # the mean is over the found face
+    assert yaw[0]["fr_10"] == 0.5 and yaw[0]["auc_10"] == pytest.approx(
+        0.5 * (1 - 10 * nme[0]), abs=2e-3
+    )
+    assert [r["nme_io"] for r in yaw[1:]] == pytest.approx(nme[1:4])
+    assert [r["fr_10"] for r in yaw[1:]] == [0.0, 1.0, 0.0]
+
+    size = out["size"]
+    assert [r["bin"] for r in size] == ["<30", "30-40", "40-50", ">=50"]
+    assert [r["faces"] for r in size] == [1, 1, 1, 2]
+    assert size[3]["nme_io"] == pytest.approx(nme[3]) and size[3]["fr_10"] == 0.5
+
+    by_conf = out["confidence"]
+    assert [r["faces"] for r in by_conf] == [1, 1, 1, 1]  # the miss has no confidence
+    assert [r["nme_io"] for r in by_conf] == pytest.approx(nme[[1, 2, 3, 0]])
+    assert by_conf[0]["range"][0] == 0.2 and by_conf[3]["range"][1] == 0.9
+    # each bin's figures are exactly score()'s on that bin's faces
+    _, whole = evaluate.score(pred[[1]], gt[[1]])
+    assert by_conf[0]["auc_10"] == whole["auc_10"]
+
+
+def test_subsets_are_json_safe_and_in_the_report(faces, tmp_path) -> None:
+    report = tmp_path / "rep"
+    result = evaluate.evaluate_models(
+        [StubModel(faces, (1.0, 0.0), name="a"), StubModel(faces, (0.0, 2.0), name="b")],
+        faces=faces,
+        timing=False,
+        report=report,
+    )
+    json.dumps(result, allow_nan=False)  # no NaN anywhere
+    subsets = result["models"][0]["subsets"]
+    assert set(subsets) == {"yaw", "size", "confidence"}
+    for rows in subsets.values():
+        assert len(rows) == 4
+        assert set(rows[0]) >= {"bin", "faces", "nme_io", "fr_10", "auc_10"}
+    assert sum(r["faces"] for r in subsets["yaw"]) == sum(r["faces"] for r in subsets["size"]) == 6
+    # the stub's confidence is 1 everywhere: all six tie in Q1, the other quartiles are empty
+    assert [r["faces"] for r in subsets["confidence"]] == [6, 0, 0, 0]
+    assert subsets["confidence"][1]["nme_io"] is None
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["models"][1]["subsets"] == result["models"][1]["subsets"]
+    with open(report / "subsets.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * 3 * 4
+    assert list(rows[0]) == ["model", "grouping", "bin", "faces", "nme_io", "fr_10", "auc_10"]
+    first = next(r for r in rows if r["model"] == "b" and r["grouping"] == "confidence")
+    assert int(first["faces"]) == 6
+    assert float(first["nme_io"]) == pytest.approx(result["models"][1]["nme_io"], abs=1e-6)
+    tables = evaluate.subsets_tables(result)
+    assert len(tables) == 3 and all(t.row_count == 4 for t in tables)
+
+
+def test_cli_subsets_tables(tiny_landmark_checkpoint) -> None:
+    from synthetic import install_synthetic_dataset
+
+    install_synthetic_dataset(n_train=24, n_test=6, size=96)
+    args = [str(tiny_landmark_checkpoint), str(tiny_landmark_checkpoint), "--split", "test"]
+    args += ["--subsets", "--no-timing", "--threads", "1"]
+    result = CliRunner().invoke(app, ["evaluate", *args], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "subsets by yaw" in out and "by face size" in out and "confidence quartile" in out
+    assert "0.1-0.2" in out and ">=50" in out and "Q1 (low)" in out and "FR@0.10 %" in out

@@ -537,11 +537,16 @@ def evaluate_cmd(
         True, "--timing/--no-timing", help="Measure ms/face at batch 1 and 32."
     ),
     regions: bool = typer.Option(False, "--regions", help="Also show NME per facial region."),
+    subsets: bool = typer.Option(
+        False, "--subsets", help="Also show NME, FR and AUC by yaw, face size and confidence."
+    ),
     json_out: bool = typer.Option(
         False, "--json", help="Print one JSON object to stdout instead of tables."
     ),
     report: str | None = typer.Option(
-        None, "--report", help="Folder for ced.png, per_image.csv, worst.png and summary.json."
+        None,
+        "--report",
+        help="Folder for ced.png, per_image.csv, subsets.csv, worst.png and summary.json.",
     ),
     worst: int = typer.Option(
         16, "--worst", min=1, help="How many of the worst frames the gallery shows."
@@ -605,6 +610,9 @@ def evaluate_cmd(
     console.print(ev.results_table(result))
     if regions:
         console.print(ev.regions_table(result))
+    if subsets:
+        for table in ev.subsets_tables(result):
+            console.print(table)
     for line in ev.result_notes(result):
         console.print(line, highlight=False)
 

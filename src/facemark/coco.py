@@ -110,8 +110,8 @@ def write_coco(jsonl_path: Path, out_path: Path) -> int:
     Built from the JSONL rather than alongside it, like the CSV, so it always agrees with it,
     also after a resumed run.  Every image of the JSONL is listed (those without faces too);
     each face is one annotation: ``bbox`` (and ``area``) from its ``box``, all 68 points with
-    ``v = 2``, its ``score``, ``iscrowd`` 0.  ``file_name`` is the image path as the JSONL records it.  Written atomically;
-    returns the number of annotations.
+    ``v = 2``, its ``score``, ``iscrowd`` 0.  ``file_name`` is the image path as the JSONL
+    records it.  Written atomically; returns the number of annotations.
     """
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []

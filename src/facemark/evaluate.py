@@ -53,6 +53,11 @@ VAL_DEFAULTS = {"val_fraction": 0.1, "seed": 0, "val_by": "identity"}
 #: Gallery colours: the true points, then each model's points (bright, to show on any face).
 TRUE_COLOR = (0, 255, 0)
 MODEL_COLORS = [(255, 50, 50), (0, 200, 255), (255, 0, 255), (255, 210, 0), (255, 130, 0)]
+#: Subsets (as WFLW reports pose, expression, blur): ``[low, high)`` bin edges of the yaw proxy
+#: ``|nose tip x - outer-eye-corner midpoint x| / eye distance`` and of the eye distance (px).
+YAW_BINS = (0.0, 0.1, 0.2, 0.3, math.inf)
+SIZE_BINS = (0.0, 30.0, 40.0, 50.0, math.inf)
+NOSE_TIP = 30
 
 
 # --------------------------------------------------------------------------- evaluation data
@@ -174,24 +179,26 @@ def predict_faces(
     boxes: np.ndarray,
     batch_size: int = 32,
     advance: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """Keypoints ``(N, 68, 2)`` for one box per image; NaN where the box is NaN (a miss).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints ``(N, 68, 2)`` and mean confidence ``(N,)`` for one box per image; NaN where
+    the box is NaN (a miss).
 
     The crops of up to ``batch_size`` images go through the network together.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     pred = np.full((len(images), NUM_POINTS, 2), np.nan)
+    conf = np.full(len(images), np.nan)
     found = np.flatnonzero(np.isfinite(boxes).all(axis=1))
     step = max(1, int(batch_size))
     for start in range(0, len(found), step):
         idx = found[start : start + step]
-        for i, kps in zip(idx, _predict(marker, images, boxes, idx), strict=True):
-            pred[i] = kps
+        for i, (kps, c) in zip(idx, _predict(marker, images, boxes, idx), strict=True):
+            pred[i], conf[i] = kps, c
         if advance:
             advance(len(idx))
     if advance and len(images) > len(found):
         advance(len(images) - len(found))
-    return pred
+    return pred, conf
 
 
 def time_inference(
@@ -241,12 +248,14 @@ def time_inference(
 
 def _predict(
     marker: FaceMarker, images: Sequence[np.ndarray], boxes: np.ndarray, idx: Sequence[int]
-) -> list[np.ndarray]:
-    """Keypoints ``(68, 2)`` for face ``boxes[i]`` of ``images[i]``, ``i`` in ``idx``, in one
-    network call (the landmark half of the pipeline ``annotate`` uses)."""
+) -> list[tuple[np.ndarray, float]]:
+    """(keypoints ``(68, 2)``, mean confidence) for face ``boxes[i]`` of ``images[i]``, ``i``
+    in ``idx``, in one network call (the landmark half of the pipeline ``annotate`` uses)."""
     idx = [int(i) for i in idx]
     marks = marker.landmarks([images[i] for i in idx], [boxes[[i]] for i in idx])
-    return [kps.reshape(NUM_POINTS, 2).astype(np.float64) for kps, _ in marks]
+    return [
+        (kps.reshape(NUM_POINTS, 2).astype(np.float64), float(np.mean(conf))) for kps, conf in marks
+    ]
 
 
 def _threads(device: str) -> int | None:
@@ -297,6 +306,79 @@ def score(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]
     return nme, summary
 
 
+def yaw_proxy(gt: np.ndarray) -> np.ndarray:
+    """``|nose tip x - outer-eye-corner midpoint x| / eye distance`` per face, shape (N,)."""
+    gt = np.asarray(gt, dtype=np.float64)
+    mid = (gt[:, metrics.LEFT_OUTER_EYE, 0] + gt[:, metrics.RIGHT_OUTER_EYE, 0]) / 2.0
+    return np.abs(gt[:, NOSE_TIP, 0] - mid) / np.maximum(metrics.interocular(gt), 1e-6)
+
+
+def bin_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """The ``[edges[k], edges[k + 1])`` bin of each value, shape (N,)."""
+    inner = np.asarray(edges[1:-1], dtype=np.float64)
+    return np.searchsorted(inner, np.asarray(values, dtype=np.float64), side="right")
+
+
+def confidence_quartile(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(quartile 0-3 of each face's mean confidence, -1 for a miss; the 5 edges, min to max).
+
+    The edges are the quartiles of the found faces' confidences; a face on an edge goes to
+    the lower quartile.
+    """
+    conf = np.asarray(conf, dtype=np.float64)
+    known = np.isfinite(conf)
+    if not known.any():
+        return np.full(len(conf), -1), np.full(5, np.nan)
+    edges = np.quantile(conf[known], [0.0, 0.25, 0.5, 0.75, 1.0])
+    out = np.full(len(conf), -1)
+    out[known] = np.searchsorted(edges[1:4], conf[known], side="left")
+    return out, edges
+
+
+def _bin_labels(edges: Sequence[float], unit: str = "") -> list[str]:
+    labels = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if lo <= 0 and unit:
+            labels.append(f"<{hi:g}")
+        elif math.isinf(hi):
+            labels.append(f">={lo:g}")
+        else:
+            labels.append(f"{lo:g}-{hi:g}")
+    return labels
+
+
+def subset_scores(pred: np.ndarray, gt: np.ndarray, conf: np.ndarray) -> dict[str, list]:
+    """NME_io, FR@0.10 and AUC@0.10 (by :func:`score`) per yaw bin, face-size bin and mean
+    confidence quartile: ``{"yaw": [{"bin", "faces", "nme_io", "fr_10", "auc_10"}, ...],
+    "size": [...], "confidence": [... with "range"]}``.
+
+    Yaw and size come from the true points, so a miss stays in its bin as a failure; a miss
+    has no confidence and so no quartile.  An empty bin has 0 faces and None figures.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+
+    def rows(index: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for k, label in enumerate(labels):
+            mask = index == k
+            row: dict[str, Any] = {"bin": label, "faces": int(mask.sum())}
+            _, s = score(pred[mask], gt[mask]) if mask.any() else (None, {})
+            row.update((key, s.get(key)) for key in ("nme_io", "fr_10", "auc_10"))
+            out.append(row)
+        return out
+
+    quartile, edges = confidence_quartile(conf)
+    by_conf = rows(quartile, ["Q1 (low)", "Q2", "Q3", "Q4 (high)"])
+    for k, row in enumerate(by_conf):
+        row["range"] = [float(edges[k]), float(edges[k + 1])]
+    return {
+        "yaw": rows(bin_index(yaw_proxy(gt), YAW_BINS), _bin_labels(YAW_BINS)),
+        "size": rows(bin_index(metrics.interocular(gt), SIZE_BINS), _bin_labels(SIZE_BINS, "px")),
+        "confidence": by_conf,
+    }
+
+
 # --------------------------------------------------------------------------- one model
 
 
@@ -310,6 +392,8 @@ class Evaluation:
     nme: np.ndarray
     images: list[np.ndarray] = field(repr=False, default_factory=list)
     gt: np.ndarray | None = field(repr=False, default=None)
+    #: Mean landmark confidence per face (NaN for a miss).
+    confidence: np.ndarray | None = field(repr=False, default=None)
 
     def per_image(self) -> list[dict[str, Any]]:
         """``[{"image", "nme_io" (None for a miss), "missed"}]`` in the set's order."""
@@ -356,7 +440,7 @@ def run_evaluation(
     else:
         crop_boxes = np.asarray(boxes, dtype=np.float64).reshape(len(faces), 4)
     with progress.task(f"evaluating {name}", len(faces)) as adv:
-        pred = predict_faces(marker, faces.images, crop_boxes, batch_size, advance=adv)
+        pred, conf = predict_faces(marker, faces.images, crop_boxes, batch_size, advance=adv)
     nme, scores = score(pred, faces.keypoints)
     ms: dict[int, float] = {}
     if timing:
@@ -367,7 +451,9 @@ def run_evaluation(
     info.update((k, scores[k]) for k in ("fr_08", "fr_10", "auc_08", "auc_10"))
     info.update(ms_per_face=ms.get(1), ms_per_face_b32=ms.get(32), regions=scores["regions"])
     info.update(flip=marker.flip, device=str(device), threads=_threads(device))
-    return Evaluation(info, list(faces.names), pred, nme, list(faces.images), faces.keypoints)
+    info["subsets"] = subset_scores(pred, faces.keypoints, conf)
+    images = list(faces.images)
+    return Evaluation(info, list(faces.names), pred, nme, images, faces.keypoints, conf)
 
 
 def evaluate_model(
@@ -414,10 +500,12 @@ def evaluate_models(
     ``split="val"``, unset ``val_fraction``/``seed``/``val_by`` come from each model's
     training config, so a run is scored on the persons it held out.  ``boxes="detect"`` runs
     ``detector`` (a spec or a loaded detector) once per frame set, for all models.
-    ``report`` writes ced.png, per_image.csv, worst.png and summary.json into that folder.
+    ``report`` writes ced.png, per_image.csv, subsets.csv, worst.png and summary.json into
+    that folder.
 
     Each summary has: model, images, found, missed, nme_io, fr_08, fr_10, auc_08, auc_10,
-    regions, ms_per_face (batch 1), ms_per_face_b32, split, boxes, flip, device (plus
+    regions, subsets (:func:`subset_scores`), ms_per_face (batch 1), ms_per_face_b32, split,
+    boxes, flip, device (plus
     val_split for ``split="val"`` and per_image when asked).  Non-finite values are None.
     """
 
@@ -578,7 +666,7 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 def write_report(
     evaluations: Sequence[Evaluation], out_dir: str | Path, worst: int = 16
 ) -> dict[str, Path]:
-    """ced.png, per_image.csv and worst.png in ``out_dir``; returns their paths."""
+    """ced.png, per_image.csv, subsets.csv and worst.png in ``out_dir``; returns their paths."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--report must be a folder, but {out} is a file")
@@ -586,6 +674,7 @@ def write_report(
     return {
         "ced": write_ced_plot(evaluations, out / "ced.png"),
         "per_image": write_per_image_csv(evaluations, out / "per_image.csv"),
+        "subsets": write_subsets_csv(evaluations, out / "subsets.csv"),
         "worst": write_worst_gallery(evaluations, out / "worst.png", worst),
     }
 
@@ -615,6 +704,25 @@ def write_per_image_csv(evaluations: Sequence[Evaluation], path: Path) -> Path:
         for row in ev.per_image():
             nme = "" if row["nme_io"] is None else f"{row['nme_io']:.6f}"
             writer.writerow([ev.summary["model"], row["image"], nme, int(row["missed"])])
+    with atomic_write(path, "w") as fh:
+        fh.write(buf.getvalue())
+    return path
+
+
+def write_subsets_csv(evaluations: Sequence[Evaluation], path: Path) -> Path:
+    """``model,grouping,bin,faces,nme_io,fr_10,auc_10``: one row per model and subset bin."""
+    from facemark.files import atomic_write
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    keys = ("nme_io", "fr_10", "auc_10")
+    writer.writerow(["model", "grouping", "bin", "faces", *keys])
+    for ev in evaluations:
+        for grouping, rows in (ev.summary.get("subsets") or {}).items():
+            for row in rows:
+                values = [_finite(row[k]) if row[k] is not None else None for k in keys]
+                cells = ["" if v is None else f"{v:.6f}" for v in values]
+                writer.writerow([ev.summary["model"], grouping, row["bin"], row["faces"], *cells])
     with atomic_write(path, "w") as fh:
         fh.write(buf.getvalue())
     return path
@@ -749,6 +857,49 @@ def regions_table(result: dict[str, Any]):
             cells.append(_cell(value, column, lambda v: f"{100 * v:.2f}", True))
         table.add_row(*cells)
     return table
+
+
+#: The subset groupings: (key, table title).
+SUBSET_GROUPS = [
+    ("yaw", "by yaw (nose offset / eye distance)"),
+    ("size", "by face size (eye distance, px)"),
+    ("confidence", "by the model's mean confidence quartile"),
+]
+
+
+def subsets_tables(result: dict[str, Any]) -> list:
+    """One rich table per subset grouping: a row per bin, the models side by side (faces,
+    NME_io %, FR@0.10 %, AUC@0.10 each); the best of a bin's row in bold."""
+    from rich.table import Table
+
+    rows = result["models"]
+    many = len(rows) > 1
+    columns = [
+        ("NME_io %", "nme_io", lambda v: f"{100 * v:.2f}", True),
+        ("FR@0.10 %", "fr_10", lambda v: f"{100 * v:.1f}", True),
+        ("AUC@0.10", "auc_10", lambda v: f"{v:.4f}", False),
+    ]
+    tables = []
+    for group, title in SUBSET_GROUPS:
+        bins = [(r.get("subsets") or {}).get(group) or [] for r in rows]
+        table = Table(title=f"subsets {title}", title_justify="left")
+        table.add_column("bin")
+        for r in rows:
+            prefix = f"{r['model']}\n" if many else ""
+            table.add_column(f"{prefix}faces", justify="right")
+            for header, *_ in columns:
+                table.add_column(f"{prefix}{header}", justify="right")
+        for k in range(max(len(b) for b in bins)):
+            cells = [next((str(b[k]["bin"]) for b in bins if len(b) > k), "")]
+            for b in bins:
+                row = b[k] if len(b) > k else {}
+                cells.append(str(row.get("faces", "-")))
+                for _, key, fmt, lower in columns:
+                    column = [x[k].get(key) if len(x) > k else None for x in bins]
+                    cells.append(_cell(row.get(key), column, fmt, lower))
+            table.add_row(*cells)
+        tables.append(table)
+    return tables
 
 
 def result_notes(result: dict[str, Any]) -> list[str]:
