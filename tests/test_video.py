@@ -105,10 +105,10 @@ def test_a_clip_gives_one_record_per_frame_with_a_steady_track(
     assert [r[0] for r in rows[1:]] == [str(i + 1) for i in range(10)]  # OpenFace: from 1
     assert {r[1] for r in rows[1:]} == {"0"} and {r[4] for r in rows[1:]} == {"1"}
     assert float(rows[1][11]) == pytest.approx(lines[0]["faces"][0]["keypoints"][0][0], abs=0.01)
-    if video._pose_fn() is not None:  # head pose (facemark.pose): JSONL and OpenFace columns
-        assert set(first["faces"][0]["pose"]) >= {"yaw", "pitch", "roll"}
-        assert all(cell != "" for cell in rows[1][5:11])
-        assert abs(float(rows[1][9])) < 1.0  # pose_Ry in radians, not degrees
+    # head pose: in the JSONL and the OpenFace columns
+    assert set(first["faces"][0]["pose"]) >= {"yaw", "pitch", "roll"}
+    assert all(cell != "" for cell in rows[1][5:11])
+    assert abs(float(rows[1][9])) < 1.0  # pose_Ry in radians, not degrees
     assert not list((tmp_path / "out").glob("*.partial"))
     # the annotated copy (drawing is on by default): every kept frame, at its timestamp
     with av.open(str(tmp_path / "out" / "clip.annotated.mp4")) as container:

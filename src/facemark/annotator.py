@@ -47,7 +47,7 @@ from PIL import Image
 
 from facemark.detectors.base import Detector, DetectorConfig
 from facemark.errors import DataError, UsageError
-from facemark.files import atomic_write
+from facemark.files import atomic_write, read_jsonl
 from facemark.images import Photo
 from facemark.shape import LABEL_ORIGIN, NUM_POINTS
 from facemark.video import VIDEO_SUFFIXES, VideoConfig, has_video_suffix
@@ -543,18 +543,6 @@ def write_csv(jsonl: Path, csv_path: Path) -> int:
                 writer.writerow([_csv_name(record["image"], k, len(faces))] + coords)
                 rows += 1
     return rows
-
-
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of an annotations file; a line cut short by an interrupted run is ignored."""
-    if not path.is_file():
-        return
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict) and isinstance(record.get("image"), str):
-                    yield record
 
 
 def recorded_images(out: Path) -> set[str]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 
 from facemark.draw import CONTOURS
 from facemark.errors import DataError
-from facemark.files import atomic_write
+from facemark.files import atomic_write, read_jsonl
 from facemark.shape import NUM_POINTS
 
 COCO_NAME = "annotations.coco.json"
@@ -85,21 +84,6 @@ def category() -> dict[str, Any]:
 # --------------------------------------------------------------------------- writing
 
 
-def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of an annotate JSONL; a line cut short by an interrupted run is ignored
-    (as :func:`facemark.annotator.read_jsonl` does, so the CSV and this file agree)."""
-    if not path.is_file():
-        return
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("image"), str):
-                yield record
-
-
 def _round(value: float) -> float:
     return round(float(value), 2)
 
@@ -115,7 +99,7 @@ def write_coco(jsonl_path: Path, out_path: Path) -> int:
     """
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    for record in _jsonl_records(Path(jsonl_path)):
+    for record in read_jsonl(jsonl_path):
         image_id = len(images) + 1
         images.append(
             {

@@ -118,20 +118,10 @@ def _file_format(path: Path) -> str | None:
     return None
 
 
-def _jsonl_files(folder: Path) -> list[Path]:
-    found = []
-    for path in sorted(folder.glob("*.jsonl")):
-        if path.is_file() and _file_format(path) == "jsonl":
-            found.append(path)
-    return found
-
-
-def _coco_files(folder: Path) -> list[Path]:
-    found = []
-    for path in sorted(folder.glob("*.json")):
-        if path.is_file() and _file_format(path) == "coco":
-            found.append(path)
-    return found
+def _label_files(folder: Path, fmt: str) -> list[Path]:
+    """The ``jsonl`` or ``coco`` label files directly in ``folder``, recognised by content."""
+    pattern = "*.jsonl" if fmt == "jsonl" else "*.json"
+    return [p for p in sorted(folder.glob(pattern)) if p.is_file() and _file_format(p) == fmt]
 
 
 def _walk(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -164,8 +154,8 @@ def detect_format(path: str | os.PathLike) -> str:
         kinds = [
             k
             for k, found in (
-                ("jsonl", _jsonl_files(path)),
-                ("coco", _coco_files(path)),
+                ("jsonl", _label_files(path, "jsonl")),
+                ("coco", _label_files(path, "coco")),
                 ("pts", pts),
             )
             if found
@@ -398,9 +388,9 @@ def read_labels(path: str | os.PathLike, fmt: str | None = None) -> Labels:
     if fmt == "pts":
         return read_pts_folder(path)
     if fmt == "jsonl":
-        return read_jsonl_files(_jsonl_files(path) if path.is_dir() else [path])
+        return read_jsonl_files(_label_files(path, "jsonl") if path.is_dir() else [path])
     if fmt == "coco":
-        files = _coco_files(path) if path.is_dir() else [path]
+        files = _label_files(path, "coco") if path.is_dir() else [path]
         if len(files) > 1:
             raise DataError(
                 f"{path} holds {len(files)} COCO files ({', '.join(f.name for f in files[:3])}); "
@@ -612,7 +602,7 @@ def fingerprint(path: str | os.PathLike | None) -> str:
     if fmt == "pts":
         files = _walk(path)[0]
     elif path.is_dir():
-        files = _jsonl_files(path) if fmt == "jsonl" else _coco_files(path)
+        files = _label_files(path, fmt)
     else:
         files = [path]
     base = path if path.is_dir() else path.parent

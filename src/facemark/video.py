@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -43,6 +42,7 @@ import numpy as np
 from facemark.boxes import box_iou
 from facemark.errors import DataError, UsageError
 from facemark.images import Photo
+from facemark.pose import Pose, head_pose
 
 if TYPE_CHECKING:
     from facemark.pipeline import FaceMarker
@@ -471,36 +471,14 @@ class Tracker:
 # --------------------------------------------------------------------------- outputs
 
 
-def _pose_fn() -> Callable[[np.ndarray, tuple[int, int]], Any] | None:
-    """``facemark.pose.head_pose`` when that module exists, else None (no pose outputs)."""
-    if importlib.util.find_spec("facemark.pose") is None:
-        return None
-    try:
-        from facemark.pose import head_pose  # type: ignore[import-not-found,unused-ignore]
-    except Exception:  # absent or broken: the outputs go without pose
-        return None
-    return head_pose
-
-
 def _points(track: Track) -> np.ndarray:
     """The keypoints a track reports: smoothed when smoothing is on."""
     return track.smoothed if track.smoothed is not None else track.keypoints
 
 
-def poses_of(
-    tracks: list[Track],
-    size: tuple[int, int],
-    pose: Callable[[np.ndarray, tuple[int, int]], Any] | None,
-) -> list[Any]:
-    """The head pose of each track's (reported) points, None where there is none."""
-    out: list[Any] = []
-    for track in tracks:
-        value = None
-        if pose is not None:
-            with contextlib.suppress(Exception):
-                value = pose(np.asarray(_points(track), np.float64), size)
-        out.append(value)
-    return out
+def poses_of(tracks: list[Track], size: tuple[int, int]) -> list[Pose]:
+    """The head pose of each track's reported (smoothed) points."""
+    return [head_pose(np.asarray(_points(track), np.float64), size) for track in tracks]
 
 
 def frame_record(
@@ -508,7 +486,7 @@ def frame_record(
     frame: Frame,
     tracks: list[Track],
     detector: dict[str, Any] | None,
-    poses: list[Any] | None = None,
+    poses: list[Pose] | None = None,
 ) -> dict[str, Any]:
     """The JSONL record of one frame (coordinates to 2 decimals, scores to 4); ``poses``
     (from :func:`poses_of`) adds each face's ``pose``."""
@@ -539,20 +517,17 @@ def frame_record(
     return record
 
 
-def _pose_cells(pose: Any) -> list[str]:
-    """pose_Tx..Tz (mm) and pose_Rx..Rz (radians) as OpenFace writes them (the pose
-    module's ``Pose.openface()``); empty cells without a (valid) pose."""
-    try:
-        cells = pose.openface()
-        values = [float(cells[f"pose_{k}"]) for k in ("Tx", "Ty", "Tz", "Rx", "Ry", "Rz")]
-    except Exception:  # no pose module, no pose, or one without openface()
+def _pose_cells(pose: Pose | None) -> list[str]:
+    """pose_Tx..Tz (mm) and pose_Rx..Rz (radians) as OpenFace writes them
+    (:meth:`Pose.openface`); empty cells without a valid pose."""
+    if pose is None or not pose.valid:
         return [""] * 6
-    if not all(math.isfinite(v) for v in values):
-        return [""] * 6
+    cells = pose.openface()
+    values = [float(cells[f"pose_{k}"]) for k in ("Tx", "Ty", "Tz", "Rx", "Ry", "Rz")]
     return [f"{v:.1f}" for v in values[:3]] + [f"{v:.4f}" for v in values[3:]]
 
 
-def csv_rows(record: dict[str, Any], poses: list[Any] | None = None) -> Iterator[list[str]]:
+def csv_rows(record: dict[str, Any], poses: list[Pose] | None = None) -> Iterator[list[str]]:
     """The OpenFace-layout rows of one frame record: one per face, or one with
     ``success`` 0 for a frame without a face."""
     frame = str(record["frame"] + 1)  # OpenFace numbers frames from 1
@@ -607,7 +582,6 @@ def annotate_video(
     info = Decoded()
     tracker = Tracker(marker, config, result.timing)
     detector = marker.detector.describe() if marker.detector else None
-    pose = _pose_fn()
     finals = [p for p in (overlay, csv_path, jsonl) if p is not None]  # the JSONL last
     partial = [p.with_name(p.name + ".partial") for p in (jsonl, csv_path) if p is not None]
     with contextlib.ExitStack() as stack:
@@ -637,7 +611,7 @@ def annotate_video(
             tracks = tracker.step(frame.image, frame.timestamp)
             clock = time.perf_counter()
             h, w = frame.image.shape[:2]
-            poses = poses_of(tracks, (w, h), pose)
+            poses = poses_of(tracks, (w, h))
             record = frame_record(name, frame, tracks, detector, poses)
             if out_jsonl is not None:
                 out_jsonl.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -53,10 +53,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from facemark import checkpoint as ckpt
-from facemark.boxes import letterbox, letterbox_shape, nms
+from facemark.boxes import letterbox, letterbox_shape, map_boxes, nms
 from facemark.detectors.base import Detections, Detector, DetectorConfig
 from facemark.errors import CheckpointError, UsageError
 from facemark.images import as_rgb_array
+from facemark.transforms import apply_affine, invert_affine
 
 TASK = "detector"
 ARCH = "yunet"
@@ -576,9 +577,9 @@ def _to_image(
     boxes: np.ndarray, raw: np.ndarray, points: np.ndarray, M: np.ndarray, max_face: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Canvas -> image pixels through the inverse of the letterbox map; drop faces too wide."""
-    sx, sy, tx, ty = M[0, 0], M[1, 1], M[0, 2], M[1, 2]
-    boxes = ((boxes.astype(np.float64) - [tx, ty, tx, ty]) / [sx, sy, sx, sy]).astype(np.float32)
-    points = ((points.astype(np.float64) - [tx, ty]) / [sx, sy]).astype(np.float32)
+    back = invert_affine(M)
+    boxes = map_boxes(boxes, back)
+    points = apply_affine(points.astype(np.float64), back).astype(np.float32)
     if max_face is not None:
         keep = (boxes[:, 2] - boxes[:, 0]) < max_face
         boxes, raw, points = boxes[keep], raw[keep], points[keep]
