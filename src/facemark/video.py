@@ -163,7 +163,6 @@ class Frame:
 class Decoded:
     """What decoding found out besides the frames (filled while iterating)."""
 
-    frames: int = 0
     cut: str | None = None  #: why the video ended early, when it did
     seconds: float = 0.0
     rate: float = 25.0  #: average frame rate
@@ -226,7 +225,6 @@ def decode(path: str | os.PathLike, config: VideoConfig, info: Decoded) -> Itera
                         yield Frame(index, t, image)
                         clock = time.perf_counter()
                     kept += 1
-                    info.frames = index + 1
         except av.error.FFmpegError as exc:
             info.cut = f"cut short after {index + 1} frames: {_reason(exc)}"
             return
