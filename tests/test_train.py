@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from rich.console import Console
@@ -20,7 +21,8 @@ from facemark.cli import app
 from facemark.errors import CheckpointError, UsageError
 from facemark.landmarker import Landmarker
 from facemark.tasks import get_task
-from facemark.tasks.landmarks import LandmarkTask
+from facemark.tasks.defaults import DEFAULTS
+from facemark.tasks.landmarks import LandmarkTask, balance_weights
 from facemark.train import EpochSampler, TrainConfig, lr_factor, resolve_config
 from synthetic import install_synthetic_dataset
 
@@ -119,6 +121,51 @@ def test_sampler_order_is_a_function_of_seed_and_epoch() -> None:
         r.set_epoch(2)
     a, b = list(ranks[0]), list(ranks[1])
     assert len(a) == len(b) == 24 and not set(a) & set(b)
+
+
+def test_weighted_sampler_is_seeded_and_follows_the_weights() -> None:
+    weights = np.array([0.7] + [0.3 / 49] * 49)
+    s = EpochSampler(50, batch_size=5, seed=1, weights=weights)
+    s.set_epoch(0)
+    counts = np.zeros(50)
+    for epoch in range(40):
+        s.set_epoch(epoch)
+        order = list(s)
+        assert len(order) == 50
+        counts += np.bincount(order, minlength=50)
+    assert counts[0] / counts.sum() == pytest.approx(0.7, abs=0.03)
+    s.set_epoch(3)
+    assert list(s) == list(s)
+    s.set_epoch(3, skip_batches=2)
+    full = EpochSampler(50, 5, 1, weights=weights)
+    full.set_epoch(3)
+    assert list(s) == list(full)[10:]
+
+
+def test_balance_weights_even_out_the_yaw_bins() -> None:
+    yaw = np.array([0.05] * 8 + [0.15] * 1 + [0.5] * 1)
+    w = balance_weights(yaw, 1.0)
+    assert w.sum() == pytest.approx(1.0)
+    # power 1: every occupied bin is drawn equally often overall
+    assert [w[:8].sum(), w[8], w[9]] == pytest.approx([1 / 3, 1 / 3, 1 / 3])
+    assert np.allclose(balance_weights(yaw, 0.0), 0.1)
+
+
+def test_balance_applies_to_landmarks_only(data_root: str) -> None:
+    with pytest.raises(UsageError, match="--balance"):
+        resolve_config(TrainConfig(task="detector", balance=0.5), get_task("detector"))
+    with pytest.raises(UsageError, match="--balance"):
+        resolve_config(TrainConfig(balance=-1.0), get_task("landmarks"))
+    cfg = resolve_config(TrainConfig(), get_task("landmarks"))
+    assert cfg.balance == DEFAULTS["landmarks"].balance
+
+
+def test_balanced_run_with_augment_overrides_trains(data_root: str) -> None:
+    result = train.train(
+        _cfg(data_root, epochs=1, balance=0.5, augment="p_squeeze=0.5"), console=QUIET
+    )
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["balance"] == 0.5 and config["augment"] == "p_squeeze=0.5"
 
 
 # --------------------------------------------------------------------------- runs

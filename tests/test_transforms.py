@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from facemark import transforms as T
+from facemark.errors import UsageError
 from facemark.shape import MEAN_SHAPE, REGIONS
 
 SIGMA = 1.6  # blob size in source pixels
@@ -143,6 +144,41 @@ def test_dots_follow_random_augmentation() -> None:
         assert np.linalg.norm(found[ok] - by_source[ok], axis=1).max() < 1.0
         assert (kps_out >= 0).all() and (kps_out <= 191).all()  # fit_margin keeps them inside
     assert 0 < flips < 6  # both branches exercised with these seeds
+
+
+def test_squeeze_narrows_the_face_and_the_dots_follow() -> None:
+    """p_squeeze narrows the face across (in its own frame, before rotation), nothing else
+    changes for the same seed, and the painted dots land on the returned keypoints."""
+    off = dict(p_color=0, p_gray=0, p_blur=0, p_lowres=0, p_noise=0, p_jpeg=0, p_occlude=0)
+    plain = T.AugmentConfig(**off, rotation=0.0, p_flip=0.0)
+    squeezed = T.AugmentConfig(**off, rotation=0.0, p_flip=0.0, p_squeeze=1.0, squeeze=(0.7, 0.7))
+    images, layout = paint_blobs(KPS)
+    _, k0, _ = T.augment(images[0], KPS, 192, plain, T.sample_rng(1, 2, 3))
+    outs, k1 = [], None
+    for img in images:
+        crop, k1, _ = T.augment(img, KPS, 192, squeezed, T.sample_rng(1, 2, 3))
+        outs.append(crop)
+    width = lambda k: np.ptp(k[:, 0])  # noqa: E731
+    height = lambda k: np.ptp(k[:, 1])  # noqa: E731
+    assert width(k1) / height(k1) == pytest.approx(0.7 * width(k0) / height(k0), rel=1e-6)
+    found = blob_centres(outs, layout, k1)
+    ok = ~np.isnan(found[:, 0])
+    assert ok.sum() >= 60 and np.linalg.norm(found[ok] - k1[ok], axis=1).max() < 1.0
+    # with p_squeeze=0 the squeeze draw is skipped: samples are as before the option existed
+    again = T.augment(images[0], KPS, 192, T.AugmentConfig(**off), T.sample_rng(4, 5, 6))
+    zero = T.augment(
+        images[0], KPS, 192, T.AugmentConfig(**off, p_squeeze=0.0), T.sample_rng(4, 5, 6)
+    )
+    assert np.array_equal(again[1], zero[1])
+
+
+def test_augment_overrides_parse_and_reject_bad_specs() -> None:
+    cfg = T.AugmentConfig.with_overrides("p_squeeze=0.5, squeeze=0.6:0.9,max_occluders=3")
+    assert (cfg.p_squeeze, cfg.squeeze, cfg.max_occluders) == (0.5, (0.6, 0.9), 3)
+    assert T.AugmentConfig.with_overrides(None) == T.AugmentConfig()
+    for bad in ("p_squeeze", "nope=1", "p_squeeze=x", "squeeze=0.5", "p_blur=1.5"):
+        with pytest.raises(UsageError):
+            T.AugmentConfig.with_overrides(bad)
 
 
 def test_crop_maps_box_centre_to_crop_centre_and_back() -> None:

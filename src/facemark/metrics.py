@@ -7,17 +7,36 @@ published results.  Everything here is pure numpy on (N, 68, 2) arrays.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from facemark.shape import REGIONS
 
 LEFT_OUTER_EYE, RIGHT_OUTER_EYE = 36, 45
+NOSE_TIP = 30
+#: ``[low, high)`` bin edges of :func:`yaw_proxy`: evaluate's pose subsets and the bins that
+#: pose-balanced training sampling evens out.
+YAW_BINS = (0.0, 0.1, 0.2, 0.3, float("inf"))
 
 
 def interocular(gt: np.ndarray) -> np.ndarray:
     """Outer-eye-corner distance per face, shape (N,)."""
     gt = np.asarray(gt, dtype=np.float64)
     return np.linalg.norm(gt[:, LEFT_OUTER_EYE] - gt[:, RIGHT_OUTER_EYE], axis=-1)
+
+
+def yaw_proxy(gt: np.ndarray) -> np.ndarray:
+    """``|nose tip x - outer-eye-corner midpoint x| / eye distance`` per face, shape (N,)."""
+    gt = np.asarray(gt, dtype=np.float64)
+    mid = (gt[:, LEFT_OUTER_EYE, 0] + gt[:, RIGHT_OUTER_EYE, 0]) / 2.0
+    return np.abs(gt[:, NOSE_TIP, 0] - mid) / np.maximum(interocular(gt), 1e-6)
+
+
+def bin_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """The ``[edges[k], edges[k + 1])`` bin of each value, shape (N,)."""
+    inner = np.asarray(edges[1:-1], dtype=np.float64)
+    return np.searchsorted(inner, np.asarray(values, dtype=np.float64), side="right")
 
 
 def point_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

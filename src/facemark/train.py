@@ -94,6 +94,12 @@ class TrainConfig:
     hflip: float | None = None
     #: start from this checkpoint's weights (fine-tuning); optimizer and schedule start fresh
     init: str | None = None
+    #: pose-balanced sampling (landmarks): a face is drawn with weight ``share ** -balance``,
+    #: ``share`` being the fraction of training faces in its yaw bin; 0 = plain shuffling;
+    #: None = the task default
+    balance: float | None = None
+    #: augmentation overrides, ``"key=value,..."`` of :class:`transforms.AugmentConfig` fields
+    augment: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -148,6 +154,11 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
     _require((out.lr or 0) > 0, f"--lr must be positive, got {out.lr}")
     _require((out.weight_decay or 0) >= 0, f"--weight-decay must be >= 0, got {out.weight_decay}")
     _require((out.img_size or 0) >= 16, f"--img-size must be at least 16, got {out.img_size}")
+    _require((out.balance or 0) >= 0, f"--balance must be >= 0, got {out.balance}")
+    _require(
+        not out.balance or hasattr(task, "sample_weights"),
+        f"--balance applies to landmark training, not --task {out.task}",
+    )
     _require(0 <= out.val_fraction < 1, f"--val-fraction must be in [0, 1), got {out.val_fraction}")
     _require(out.workers is None or out.workers >= 0, f"--workers must be >= 0, got {out.workers}")
     _require(
@@ -174,10 +185,19 @@ class EpochSampler(Sampler[int]):
     """
 
     def __init__(
-        self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+        self,
+        size: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.rank, self.world_size = rank, world_size
+        #: per-sample draw weights: an epoch is ``size`` draws with replacement instead of a
+        #: permutation, so rare samples come up more often
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
         self.steps = (size // world_size) // batch_size
         self.epoch = 0
         self.skip = 0
@@ -187,7 +207,11 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        mine = torch.randperm(self.size, generator=g)[self.rank :: self.world_size]
+        if self.weights is None:
+            order = torch.randperm(self.size, generator=g)
+        else:
+            order = torch.multinomial(self.weights, self.size, replacement=True, generator=g)
+        mine = order[self.rank :: self.world_size]
         return iter(mine[self.skip * self.batch_size : self.steps * self.batch_size].tolist())
 
     def __len__(self) -> int:
@@ -293,6 +317,14 @@ def cpu_name() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine() or "cpu"
+
+
+def peak_gpu_mem_mb(device: torch.device) -> float | None:
+    """Most memory torch's allocator has held on ``device`` since the process started (MiB),
+    or None off CUDA.  Tensors only: the CUDA context and the allocator's cache are not in it."""
+    if device.type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
 
 
 def git_commit() -> str | None:
@@ -529,8 +561,14 @@ class _Trainer:
                 "lower --batch-size"
             )
         self.train_ds, self.val_ds = train_ds, val_ds
+        weights_hook = getattr(self.task, "sample_weights", None)
         self.sampler = EpochSampler(
-            len(train_ds), self.rank_batch, cfg.seed, dist.rank, dist.world_size
+            len(train_ds),
+            self.rank_batch,
+            cfg.seed,
+            dist.rank,
+            dist.world_size,
+            weights_hook(cfg, train_ds) if weights_hook is not None else None,
         )
         self.train_loader = _loader(
             train_ds, self.rank_batch, self.workers, self.device, cfg.seed, self.sampler
@@ -829,6 +867,9 @@ class _Trainer:
                 row["val_seconds"] = round(time.monotonic() - t, 3)
             row["val"] = val
             row.update({f"val_{k}": v for k, v in val.items()})
+            peak = peak_gpu_mem_mb(self.device)
+            if peak is not None:
+                row["peak_gpu_mem_mb"] = peak
             row["elapsed"] = round(time.monotonic() - start, 1)
             self.history.append(row)
             if val:
@@ -914,8 +955,10 @@ class _Trainer:
                 if self.history
                 else "-",
             ),
-            ("run folder", str(self.run_dir)),
         ]
+        if self.history and "peak_gpu_mem_mb" in self.history[-1]:
+            rows.append(("peak GPU memory", f"{self.history[-1]['peak_gpu_mem_mb']:.0f} MiB"))
+        rows.append(("run folder", str(self.run_dir)))
         for key, value in rows:
             table.add_row(key, value)
         self.console.print(table)

@@ -242,6 +242,10 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.9, 1.1)  #: zoom, log-uniform
     translate: float = 0.04  #: fraction of the crop size
     p_flip: float = 0.5  #: horizontal mirror with FLIP_PERM
+    #: Narrow the face horizontally (in the face's own frame, before rotation) by a factor
+    #: drawn from ``squeeze``: a cheap stand-in for the foreshortening of a turned head.
+    p_squeeze: float = 0.0
+    squeeze: tuple[float, float] = (0.7, 1.0)
     # photometric (on the crop)
     p_color: float = 0.8
     brightness: float = 0.3
@@ -266,6 +270,31 @@ class AugmentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def with_overrides(cls, spec: str | None) -> AugmentConfig:
+        """The defaults changed by ``"key=value,..."`` (``--augment``); a pair is ``lo:hi``."""
+        if not spec:
+            return cls()
+        base = asdict(cls())
+        for item in spec.split(","):
+            key, sep, text = (part.strip() for part in item.partition("="))
+            if not sep or key not in base:
+                known = ", ".join(base)
+                raise UsageError(f"--augment takes key=value,... with keys {known}; got {item!r}")
+            try:
+                kind = type(base[key])
+                if isinstance(base[key], tuple):
+                    lo, hi = text.split(":")
+                    elem = type(base[key][0])
+                    base[key] = (elem(lo), elem(hi))
+                else:
+                    base[key] = kind(float(text)) if kind is int else kind(text)
+            except ValueError:
+                raise UsageError(f"--augment {key}: cannot read {text!r}") from None
+            if key.startswith("p_") and not 0 <= base[key] <= 1:
+                raise UsageError(f"--augment {key} is a probability in [0, 1], got {text}")
+        return cls.from_dict(base)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AugmentConfig:
@@ -303,11 +332,20 @@ def random_geometry(
     lo, hi = np.log(cfg.scale[0]), np.log(cfg.scale[1])
     zoom = float(np.exp(rng.uniform(lo, hi)))
     shift = rng.uniform(-cfg.translate, cfg.translate, size=2) * out_size
-    M = compose(similarity(angle, zoom, centre, shift), M)
     flip = bool(rng.random() < cfg.p_flip)
+    # Drawn after the older draws, so p_squeeze=0 leaves every other sample as it was.
+    if cfg.p_squeeze > 0 and rng.random() < cfg.p_squeeze:
+        M = compose(squeeze_matrix(rng.uniform(*cfg.squeeze), centre), M)
+    M = compose(similarity(angle, zoom, centre, shift), M)
     if flip:
         M = compose(hflip_matrix(out_size), M)
     return M, flip
+
+
+def squeeze_matrix(factor: float, centre: tuple[float, float]) -> np.ndarray:
+    """Scale x by ``factor`` about ``centre``, y unchanged (2x3)."""
+    cx = centre[0]
+    return np.array([[factor, 0.0, cx * (1 - factor)], [0.0, 1.0, 0.0]], dtype=np.float64)
 
 
 def fit_inside(points: np.ndarray, M: np.ndarray, out_size: int, margin: float) -> np.ndarray:

@@ -22,15 +22,28 @@ class TaskDefaults:
     batch_size: int
     lr: float
     weight_decay: float
+    balance: float  #: pose-balanced sampling strength (landmarks; see TrainConfig.balance)
 
 
 #: Each task's training defaults, declared here once (torch-free, so the CLI can show them).
 DEFAULTS: dict[str, TaskDefaults] = {
     "landmarks": TaskDefaults(
-        arch="heatmap", img_size=128, epochs=70, batch_size=32, lr=2e-3, weight_decay=1e-4
+        arch="heatmap",
+        img_size=128,
+        epochs=70,
+        batch_size=32,
+        lr=2e-3,
+        weight_decay=1e-4,
+        balance=0.0,
     ),
     "detector": TaskDefaults(
-        arch="facedet", img_size=320, epochs=120, batch_size=64, lr=2e-3, weight_decay=1e-4
+        arch="facedet",
+        img_size=320,
+        epochs=120,
+        batch_size=64,
+        lr=2e-3,
+        weight_decay=1e-4,
+        balance=0.0,
     ),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -58,10 +59,17 @@ class LandmarkTask:
         )
 
     def augment_config(self, cfg: TrainConfig) -> Any:
-        aug = transforms.AugmentConfig()
+        aug = transforms.AugmentConfig.with_overrides(cfg.augment)
         if cfg.hflip is not None:
             aug = dataclasses.replace(aug, p_flip=float(cfg.hflip))
         return aug
+
+    def sample_weights(self, cfg: TrainConfig, train_ds: Any) -> np.ndarray | None:
+        """Pose-balanced sampling (``--balance``): turned faces are rare in the training
+        videos, so each face is drawn with weight ``(share of its yaw bin) ** -balance``."""
+        if not cfg.balance:
+            return None
+        return balance_weights(metrics.yaw_proxy(train_ds.faces.keypoints), cfg.balance)
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         images, keypoints = batch
@@ -86,3 +94,11 @@ class LandmarkTask:
 
     def checkpoint_extras(self, cfg: TrainConfig) -> dict[str, Any]:
         return {"img_size": int(cfg.img_size), "arch": models.parse_arch(cfg.arch)[0]}
+
+
+def balance_weights(yaw: np.ndarray, power: float) -> np.ndarray:
+    """``share ** -power`` per face, ``share`` = fraction of faces in its yaw bin; sums to 1."""
+    bins = metrics.bin_index(yaw, metrics.YAW_BINS)
+    share = np.bincount(bins, minlength=len(metrics.YAW_BINS) - 1) / max(len(bins), 1)
+    weights = share[bins] ** -float(power)
+    return weights / weights.sum()
