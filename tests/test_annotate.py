@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -19,12 +20,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from rich.console import Console
 from typer.testing import CliRunner
 
 import facemark
 from facemark import annotator as an
-from facemark import transforms
+from facemark import cli, transforms
 from facemark.cli import app
+from facemark.confidence import LOW_CONFIDENCE
 from facemark.detectors import Detections, Detector
 from facemark.errors import DataError, UsageError
 from facemark.images import load_image
@@ -165,7 +168,8 @@ def test_records_schema_coordinates_and_no_face(photos: Path, tmp_path: Path) ->
     assert one["image"] == os.path.join(str(photos), "one.jpg")  # the folder as given + name
     assert (one["width"], one["height"]) == (80, 60)
     (face,) = one["faces"]
-    assert list(face) == ["box", "score", "keypoints", "confidence", "pose"]
+    assert list(face) == ["box", "score", "keypoints", "confidence", "low_confidence", "pose"]
+    assert face["low_confidence"] is True  # the stub's 0.75 everywhere is below LOW_CONFIDENCE
     assert list(face["pose"]) == ["yaw", "pitch", "roll", "rvec", "tvec"]
     pose = head_pose(np.array(face["keypoints"]), (80, 60))  # from the rounded points
     assert [face["pose"][k] for k in ("yaw", "pitch", "roll")] == pytest.approx(
@@ -180,6 +184,93 @@ def test_records_schema_coordinates_and_no_face(photos: Path, tmp_path: Path) ->
     assert all(round(v, 2) == v for point in face["keypoints"] for v in point)
     assert [f["box"] for f in by_name["two.png"]["faces"]] == [[5, 5, 34, 34], [60, 40, 99, 79]]
     assert by_name["empty.png"]["faces"] == []
+
+
+class SureOfLandmarker(StubLandmarker):
+    """The stub's points, with a mean confidence just above LOW_CONFIDENCE on a face of one
+    colour (red or blue) and just below it on the other (the crop's centre pixel says which)."""
+
+    def __init__(self, sure_of: str = "red") -> None:
+        super().__init__()
+        self.sure_of = sure_of
+
+    def predict_crops(self, crops, flip=False):
+        kps, _ = super().predict_crops(crops, flip)
+        centre = np.asarray(crops)[:, STUB_SIZE // 2, STUB_SIZE // 2].astype(int)
+        sure = (centre[:, 0] > centre[:, 2]) == (self.sure_of == "red")
+        mean = np.where(sure, LOW_CONFIDENCE + 0.01, LOW_CONFIDENCE - 0.01)
+        spread = np.linspace(-0.05, 0.05, 68)  # points differ; the face's mean is what counts
+        return kps, (mean[:, None] + spread[None]).astype(np.float32)
+
+
+def two_faces(path: Path) -> Path:
+    """A red face (0.9 detector score) and a blue face (0.8)."""
+    img = Image.new("RGB", (120, 90), (200, 200, 200))
+    img.paste(RED, (5, 5, 35, 35))
+    img.paste(BLUE, (60, 40, 100, 80))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+def test_low_confidence_flag_follows_the_mean_confidence(tmp_path: Path) -> None:
+    for sure_of in ("red", "blue"):
+        (record,) = run_stub(two_faces(tmp_path / "two.png"), model=SureOfLandmarker(sure_of))
+        red, blue = record["faces"]  # best detector score first
+        sure, unsure = (red, blue) if sure_of == "red" else (blue, red)
+        assert np.mean(sure["confidence"]) > LOW_CONFIDENCE > np.mean(unsure["confidence"])
+        assert sure["low_confidence"] is False and unsure["low_confidence"] is True
+        assert min(sure["confidence"]) < LOW_CONFIDENCE  # one point below does not flag a face
+
+
+def test_min_confidence_drops_faces_and_counts_them(tmp_path: Path) -> None:
+    image = two_faces(tmp_path / "in" / "two.png")
+    records: list[dict] = []
+    config = an.AnnotateConfig.from_options(
+        model=SureOfLandmarker("red"), detector=StubDetector(), min_confidence=LOW_CONFIDENCE
+    )
+    out = tmp_path / "out"
+    summary = an.run([image], out, config, on_record=records.append)
+    assert summary.faces == 1 and summary.below_min_confidence == 1 and summary.rejected == 0
+    assert summary.as_dict()["below_min_confidence"] == 1
+    (face,) = records[0]["faces"]
+    assert face["low_confidence"] is False and face["score"] == pytest.approx(0.9)
+    assert jsonl(out / "annotations.jsonl") == records
+    shown = io.StringIO()
+    Console(file=shown, width=120).print(an.summary_table(summary))
+    assert "dropped (below --min-confidence) │ 1" in shown.getvalue()
+    # applied before --max-faces: when the best-scored face is dropped, the next one is kept
+    records.clear()
+    picky = an.AnnotateConfig.from_options(config, model=SureOfLandmarker("blue"), max_faces=1)
+    summary = an.run([image], None, picky, on_record=records.append)
+    assert (summary.faces, summary.below_min_confidence) == (1, 1)
+    assert records[0]["faces"][0]["score"] == pytest.approx(0.8)  # the blue face
+    # off (None, the default) keeps both faces; 0 keeps every face too
+    for minimum in (None, 0.0):
+        kept = an.run([image], None, an.AnnotateConfig.from_options(config, min_confidence=minimum))
+        assert (kept.faces, kept.below_min_confidence) == (2, 0)
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "nan"])
+def test_cli_bad_min_confidence_is_one_line(tmp_path: Path, value: str, monkeypatch, capsys):
+    image = two_faces(tmp_path / "two.png")
+    out = tmp_path / "out"
+    args = ["facemark", "annotate", str(image), "--out", str(out), "--min-confidence", value]
+    monkeypatch.setattr(sys, "argv", args)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()  # the console script: usage errors as one line too
+    assert exit_info.value.code != 0
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "--min-confidence" in lines[0], captured.err
+    assert "Traceback" not in captured.err and not out.exists()
+
+
+def test_api_bad_min_confidence_is_a_usage_error(tmp_path: Path) -> None:
+    image = two_faces(tmp_path / "two.png")
+    for value in (-0.1, 1.5, float("nan")):
+        with pytest.raises(UsageError, match="--min-confidence must be between 0 and 1"):
+            run_stub(image, min_confidence=value)
 
 
 def test_exif_rotation_gives_displayed_pixels(tmp_path: Path) -> None:

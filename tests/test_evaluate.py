@@ -253,6 +253,7 @@ REQUIRED_KEYS = {
     "missed",
     "split",
     "boxes",
+    "confidence_vs_error",
 }
 
 
@@ -450,8 +451,13 @@ def test_subsets_are_json_safe_and_in_the_report(faces, tmp_path) -> None:
     first = next(r for r in rows if r["model"] == "b" and r["grouping"] == "confidence")
     assert int(first["faces"]) == 6
     assert float(first["nme_io"]) == pytest.approx(result["models"][1]["nme_io"], abs=1e-6)
+    # a constant confidence ranks nothing: no correlation, but the pairs are counted
+    ranking = result["models"][0]["confidence_vs_error"]
+    assert ranking == {"points": None, "faces": None, "n_points": 6 * 68, "n_faces": 6}
+    assert summary["models"][0]["confidence_vs_error"] == ranking
     tables = evaluate.subsets_tables(result)
-    assert len(tables) == 3 and all(t.row_count == 4 for t in tables)
+    assert len(tables) == 4 and all(t.row_count == 4 for t in tables[:3])
+    assert tables[3].row_count == 2  # confidence vs error: per point, per face
 
 
 def test_cli_subsets_tables(tiny_landmark_checkpoint) -> None:
@@ -465,3 +471,40 @@ def test_cli_subsets_tables(tiny_landmark_checkpoint) -> None:
     out = result.stdout
     assert "subsets by yaw" in out and "by face size" in out and "confidence quartile" in out
     assert "0.1-0.2" in out and ">=50" in out and "Q1 (low)" in out and "FR@0.10 %" in out
+    assert "confidence vs error (Spearman rho" in out and "per point" in out and "per face" in out
+
+
+def test_average_ranks_share_ties() -> None:
+    assert list(evaluate.average_ranks([10, 20, 20, 5])) == [2.0, 3.5, 3.5, 1.0]
+    assert list(evaluate.average_ranks([3, 3, 3])) == [2.0, 2.0, 2.0]
+    assert list(evaluate.average_ranks([0.5, -1.0, 7.0, 0.5, 0.5])) == [3.0, 1.0, 5.0, 3.0, 3.0]
+    assert evaluate.average_ranks([]).shape == (0,)
+
+
+def test_spearman_against_hand_computed_cases() -> None:
+    # no ties: rank differences d = -1, 1, -1, 1, 0, so rho = 1 - 6 * 4 / (5 * (25 - 1)) = 0.8
+    assert evaluate.spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)
+    # a tie: ranks (1, 2.5, 2.5, 4) and (1, 3, 2, 4); centred, their products sum to 4.5 and
+    # their squares to 4.5 and 5, so rho = 4.5 / sqrt(4.5 * 5) = sqrt(0.9)
+    assert evaluate.spearman([1, 2, 2, 3], [10, 30, 20, 40]) == pytest.approx(np.sqrt(0.9))
+    assert evaluate.spearman([1, 2, 3], [9, 4, 1]) == pytest.approx(-1.0)  # ranks, not values
+    # pairs with a NaN or inf are left out; constant or too short: no correlation
+    assert evaluate.spearman([1, 2, np.nan, 3, 4], [1, 2, 5, np.inf, 3]) == pytest.approx(1.0)
+    assert np.isnan(evaluate.spearman([1, 1, 1], [1, 2, 3]))
+    assert np.isnan(evaluate.spearman([1.0], [2.0]))
+
+
+def test_confidence_vs_error_pools_points_and_ranks_faces() -> None:
+    gt = np.stack([_face(0.1, d) for d in (20.0, 40.0, 60.0, 30.0)])
+    index = np.arange(3 * 68, dtype=np.float64).reshape(3, 68)
+    pred = gt.copy()
+    # each point off by an error (in eye distances) that grows with its index, and less sure
+    pred[:3, :, 0] += (1.0 + index) * 1e-4 * metrics.interocular(gt[:3])[:, None]
+    conf = np.vstack([1.0 - index / 1000.0, np.full((1, 68), np.nan)])
+    pred[3] = np.nan  # a miss: no points, no confidence
+    out = evaluate.confidence_vs_error(pred, gt, conf)
+    assert out["points"] == pytest.approx(-1.0) and out["faces"] == pytest.approx(-1.0)
+    assert (out["n_points"], out["n_faces"]) == (3 * 68, 3)
+    # a confidence that rises with the error ranks it the wrong way round
+    wrong = evaluate.confidence_vs_error(pred, gt, 1.0 - conf)
+    assert wrong["points"] == pytest.approx(1.0) and wrong["faces"] == pytest.approx(1.0)

@@ -42,13 +42,14 @@ def test_face_to_dict_is_the_jsonl_record() -> None:
         np.array([1.234, 2.345, 30.0, 40.0]), 0.98765, np.full((68, 2), 5.5555), np.full(68, 0.5)
     )
     record = face.to_dict()
-    assert list(record) == ["box", "score", "keypoints", "confidence"]
+    assert list(record) == ["box", "score", "keypoints", "confidence", "low_confidence"]
+    assert record["low_confidence"] is True and face.low_confidence  # 0.5 < LOW_CONFIDENCE
     assert record["box"] == [1.23, 2.35, 30.0, 40.0] and record["score"] == 0.9877
     assert np.array(record["keypoints"]).shape == (68, 2) and record["keypoints"][0] == [5.56, 5.56]
     json.dumps(record)  # plain Python types only
     pose = head_pose(MEAN_SHAPE * 100 + 320, (640, 480))
     posed = dataclasses.replace(face, pose=pose).to_dict()
-    assert list(posed) == ["box", "score", "keypoints", "confidence", "pose"]
+    assert list(posed) == ["box", "score", "keypoints", "confidence", "low_confidence", "pose"]
     assert posed["pose"] == pose.to_dict()
     assert list(posed["pose"]) == ["yaw", "pitch", "roll", "rvec", "tvec"]
     json.dumps(posed, allow_nan=False)
@@ -219,3 +220,25 @@ def test_max_faces_counts_confirmed_faces_only(tiny_landmark_checkpoint: Path) -
     picky = FaceMarker(TwoBoxes(), tiny_landmark_checkpoint, max_faces=1, confirm=max(conf))
     (kept,) = picky(image)
     assert kept.confidence.mean() == pytest.approx(max(conf), abs=1e-6)
+    # min_confidence: the same test (a mean that reaches it stays), counted apart from the
+    # detector's rejects
+    faces, rejected, dropped = marker.mark_counted([image], min_confidence=max(conf))
+    assert dropped == [sum(c < max(conf) for c in conf)] and len(faces[0]) == 1
+    assert max(conf) < 0.99  # an untrained model: room above its confidence
+    faces, rejected, dropped = everything.mark_counted([image], min_confidence=max(conf) + 0.01)
+    assert rejected == [0] and dropped == [2] and faces == [[]]
+    assert marker.mark_counted([image])[2] == [0]  # None: nothing dropped
+    with pytest.raises(UsageError, match="--min-confidence"):
+        marker.mark_counted([image], min_confidence=1.5)
+
+
+def test_low_confidence_flag_is_the_mean_below_the_threshold() -> None:
+    from facemark.confidence import LOW_CONFIDENCE
+
+    def face(confidence: np.ndarray) -> Face:
+        return Face(np.array([0, 0, 10, 10.0]), 0.9, np.zeros((68, 2)), confidence)
+
+    spread = np.linspace(-0.1, 0.1, 68)
+    assert face(LOW_CONFIDENCE + 0.001 + spread).to_dict()["low_confidence"] is False
+    assert face(LOW_CONFIDENCE - 0.001 + spread).to_dict()["low_confidence"] is True
+    assert face(np.ones(68)).low_confidence is False

@@ -22,6 +22,7 @@ av = pytest.importorskip("av")
 from facemark import annotator as an  # noqa: E402
 from facemark import video  # noqa: E402
 from facemark.cli import app  # noqa: E402
+from facemark.confidence import LOW_CONFIDENCE  # noqa: E402
 from facemark.errors import DataError, UsageError  # noqa: E402
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
@@ -90,6 +91,7 @@ def test_a_clip_gives_one_record_per_frame_with_a_steady_track(
         face = r["faces"][0]
         assert np.array(face["keypoints"]).shape == (68, 2)
         assert len(face["confidence"]) == 68 and len(face["box"]) == 4
+        assert face["low_confidence"] is bool(np.mean(face["confidence"]) < LOW_CONFIDENCE)
     # the points stay on the face: little motion from frame to frame on a still clip
     kps = np.array([r["faces"][0]["keypoints"] for r in lines])
     assert np.abs(np.diff(kps, axis=0)).max() < 3.0
@@ -150,6 +152,32 @@ def test_smoothing_off_gives_the_raw_points(face_clip: Path) -> None:
     # the first frame of a track is never smoothed; later ones differ
     assert raw[0]["faces"][0]["keypoints"] == smooth[0]["faces"][0]["keypoints"]
     assert raw[2]["faces"][0]["keypoints"] != smooth[2]["faces"][0]["keypoints"]
+
+
+def test_min_confidence_leaves_faces_out_of_the_records_and_counts_them(face_clip: Path) -> None:
+    records: list[dict] = []
+    kept = an.run(
+        [face_clip], None, an.AnnotateConfig.from_options(end=0.35), on_record=records.append
+    )
+    means = [np.mean(r["faces"][0]["confidence"]) for r in records]
+    assert kept.faces == len(records) == 4 and kept.below_min_confidence == 0
+    # a minimum between the frames' means: the less sure frames lose their face, the track
+    # goes on (the ids stay)
+    minimum = float(np.median(means))
+    records.clear()
+    config = an.AnnotateConfig.from_options(end=0.35, min_confidence=minimum)
+    picky = an.run([face_clip], None, config, on_record=records.append)
+    # (the records round each confidence to 4 decimals: a margin for the means)
+    below, above = sum(m < minimum - 1e-4 for m in means), sum(m > minimum + 1e-4 for m in means)
+    assert below >= 1 and above >= 1
+    assert below <= picky.below_min_confidence <= 4 - above
+    assert picky.faces == 4 - picky.below_min_confidence
+    assert len(records) == 4  # every frame keeps its record
+    assert {f["track"] for r in records for f in r["faces"]} <= {0}
+    everything = an.run(
+        [face_clip], None, an.AnnotateConfig.from_options(end=0.35, min_confidence=1.0)
+    )
+    assert (everything.faces, everything.below_min_confidence) == (0, 4)
 
 
 def test_resume_skips_finished_videos_and_redoes_interrupted_ones(

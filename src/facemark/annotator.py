@@ -4,7 +4,8 @@
 
     {"image": "photos/a.jpg", "width": 640, "height": 480,
      "faces": [{"box": [x0, y0, x1, y1], "score": 0.98,
-                "keypoints": [[x, y], ... 68], "confidence": [c0, ... c67]}]}
+                "keypoints": [[x, y], ... 68], "confidence": [c0, ... c67],
+                "low_confidence": False, "pose": {...}}]}
 
 in pixels of the image as a viewer shows it (EXIF orientation applied), coordinates rounded to
 two decimals.  With ``out`` it also writes ``annotations.jsonl`` (one such line per image) and,
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from facemark.confidence import check_minimum
 from facemark.detectors.base import Detector, DetectorConfig
 from facemark.errors import DataError, UsageError
 from facemark.files import atomic_write, read_jsonl
@@ -308,6 +310,9 @@ class AnnotateConfig:
     skip_existing: bool = False
     #: Process only shard I of N (1-based) of the inputs, e.g. "2/4".
     shard: str | tuple[int, int] | None = None
+    #: Drop the faces whose mean point confidence is below this (None: keep them all; each
+    #: face's ``low_confidence`` flag uses facemark.confidence.LOW_CONFIDENCE).
+    min_confidence: float | None = None
     detection: DetectorConfig = field(default_factory=DetectorConfig)
     #: Options of video inputs (stride, span, tracking, smoothing): see facemark.video.
     video: VideoConfig = field(default_factory=VideoConfig)
@@ -317,6 +322,7 @@ class AnnotateConfig:
         self.video.check()
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be >= 1 (got {self.batch_size})")
+        check_minimum(self.min_confidence)
         parse_shard(self.shard)
 
     @classmethod
@@ -668,6 +674,7 @@ class Summary:
     shard: tuple[int, int] | None = None
     detector: dict[str, Any] | None = None  #: name and version of the detector used
     rejected: int = 0  #: detections the landmark model did not confirm as faces
+    below_min_confidence: int = 0  #: faces dropped by ``min_confidence``
     videos: int = 0  #: videos annotated (their frames are not counted in ``images``)
     frames: int = 0  #: video frames annotated
     #: seconds spent decoding, detecting, marking and writing video frames, and frames/s
@@ -692,6 +699,7 @@ class Summary:
             "out": str(self.out) if self.out else None,
             "detector": self.detector,
             "rejected": self.rejected,
+            "below_min_confidence": self.below_min_confidence,
             "videos": self.videos,
             "frames": self.frames,
             "video_timing": self.video_timing,
@@ -810,8 +818,10 @@ def _process(
             if writer is None and open_writer is not None:
                 writer = open_writer()
             photos = [photo for _, photo in batch]
-            found, rejected = marker.mark(photos, [item.image for item, _ in batch])
+            names = [item.image for item, _ in batch]
+            found, rejected, dropped = marker.mark_counted(photos, names, config.min_confidence)
             summary.rejected += sum(rejected)
+            summary.below_min_confidence += sum(dropped)
             for (item, photo), faces in zip(batch, found, strict=True):
                 record = make_record(item.image, photo.width, photo.height, faces, summary.detector)
                 summary.images += 1
@@ -878,6 +888,7 @@ def _process_videos(
                 overlay=overlay,
                 boxes=config.boxes,
                 on_record=callback,
+                min_confidence=config.min_confidence,
             )
         except DataError as exc:
             reason = str(exc).removeprefix(f"cannot read {item.path}: ")
@@ -889,6 +900,7 @@ def _process_videos(
         summary.videos += 1
         summary.frames += result.frames
         summary.faces += result.faces
+        summary.below_min_confidence += result.dropped
         timing.add(result.timing)
     if timing.frames:
         summary.video_timing = timing.as_dict()
@@ -973,6 +985,8 @@ def summary_table(summary: Summary) -> Any:
     table.add_row("faces", f"{summary.faces:,}")
     if summary.rejected:
         table.add_row("not faces (landmark check)", f"{summary.rejected:,}")
+    if summary.below_min_confidence:
+        table.add_row("dropped (below --min-confidence)", f"{summary.below_min_confidence:,}")
     if summary.skipped:
         table.add_row("skipped (already done)", f"{summary.skipped:,}")
     failed = len(summary.failures)

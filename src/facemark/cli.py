@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from facemark import __version__
 from facemark.annotator import AnnotateConfig
+from facemark.confidence import LOW_CONFIDENCE
 from facemark.detectors.base import DetectorConfig
 from facemark.errors import FacemarkError
 from facemark.evaluate import BATCH_SIZE as EVAL_BATCH_SIZE
@@ -424,6 +425,21 @@ def train_cmd(
         max=1.0,
         help="Probability of a horizontal mirror in landmark augmentation (default: the task's).",
     ),
+    balance: float | None = typer.Option(
+        None,
+        "--balance",
+        min=0.0,
+        show_default=default_text("balance"),
+        help="Pose-balanced sampling: draw each face with weight (share of its yaw bin)^-balance; "
+        "0 = plain shuffling.",
+    ),
+    augment: str | None = typer.Option(
+        None,
+        "--augment",
+        metavar="KEY=VALUE,...",
+        help="Change landmark augmentation (transforms.AugmentConfig fields, ranges as lo:hi), "
+        "e.g. p_squeeze=0.5,squeeze=0.7:1.",
+    ),
 ) -> None:
     """Train a landmark model (or the face detector) on the installed dataset or your own.
 
@@ -469,6 +485,8 @@ def train_cmd(
         val_data=val_data,
         hflip=hflip,
         init=init,
+        balance=balance,
+        augment=augment,
     )
     result = train(cfg, console=console)
     if result.interrupted:
@@ -538,7 +556,10 @@ def evaluate_cmd(
     ),
     regions: bool = typer.Option(False, "--regions", help="Also show NME per facial region."),
     subsets: bool = typer.Option(
-        False, "--subsets", help="Also show NME, FR and AUC by yaw, face size and confidence."
+        False,
+        "--subsets",
+        help="Also show NME, FR and AUC by yaw, face size and confidence, and how well the "
+        "confidence ranks the errors (Spearman).",
     ),
     json_out: bool = typer.Option(
         False, "--json", help="Print one JSON object to stdout instead of tables."
@@ -711,6 +732,15 @@ def annotate_cmd(
         help="Keep a detection only when the landmark model's mean confidence on it reaches "
         "this (0: keep all).",
     ),
+    min_confidence: float | None = typer.Option(
+        _ANNOTATE.min_confidence,
+        "--min-confidence",
+        min=0.0,
+        max=1.0,
+        show_default="off",
+        help="Drop faces whose mean point confidence is below this (counted in the summary); "
+        f"faces below {LOW_CONFIDENCE:g} are flagged low_confidence in any case.",
+    ),
     video_stride: int = typer.Option(
         _VIDEO.video_stride, "--video-stride", min=1, help="Videos: annotate every Nth frame."
     ),
@@ -796,6 +826,7 @@ def annotate_cmd(
         pts=pts,
         skip_existing=skip_existing,
         shard=shard,
+        min_confidence=min_confidence,
         detection=DetectorConfig(threshold, min_face, max_faces, det_size, confirm),
         video=VideoConfig(
             video_stride, start, end, detect_every, smooth, smooth_min_cutoff, smooth_beta

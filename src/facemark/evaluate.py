@@ -35,6 +35,7 @@ from facemark import metrics
 from facemark.detectors.base import Detector, DetectorConfig
 from facemark.errors import DataError, UsageError
 from facemark.images import Photo
+from facemark.metrics import YAW_BINS, bin_index, yaw_proxy
 from facemark.shape import NUM_POINTS
 
 if TYPE_CHECKING:
@@ -55,9 +56,7 @@ TRUE_COLOR = (0, 255, 0)
 MODEL_COLORS = [(255, 50, 50), (0, 200, 255), (255, 0, 255), (255, 210, 0), (255, 130, 0)]
 #: Subsets (as WFLW reports pose, expression, blur): ``[low, high)`` bin edges of the yaw proxy
 #: ``|nose tip x - outer-eye-corner midpoint x| / eye distance`` and of the eye distance (px).
-YAW_BINS = (0.0, 0.1, 0.2, 0.3, math.inf)
 SIZE_BINS = (0.0, 30.0, 40.0, 50.0, math.inf)
-NOSE_TIP = 30
 
 
 # --------------------------------------------------------------------------- evaluation data
@@ -179,15 +178,16 @@ def predict_faces(
     boxes: np.ndarray,
     batch_size: int = 32,
     advance: Callable[[int], None] | None = None,
+    per_point: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints ``(N, 68, 2)`` and mean confidence ``(N,)`` for one box per image; NaN where
-    the box is NaN (a miss).
+    """Keypoints ``(N, 68, 2)`` and mean confidence ``(N,)`` (``per_point``: each point's,
+    ``(N, 68)``) for one box per image; NaN where the box is NaN (a miss).
 
     The crops of up to ``batch_size`` images go through the network together.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     pred = np.full((len(images), NUM_POINTS, 2), np.nan)
-    conf = np.full(len(images), np.nan)
+    conf = np.full((len(images), NUM_POINTS), np.nan)
     found = np.flatnonzero(np.isfinite(boxes).all(axis=1))
     step = max(1, int(batch_size))
     for start in range(0, len(found), step):
@@ -198,7 +198,7 @@ def predict_faces(
             advance(len(idx))
     if advance and len(images) > len(found):
         advance(len(images) - len(found))
-    return pred, conf
+    return pred, (conf if per_point else conf.mean(axis=1))
 
 
 def time_inference(
@@ -248,13 +248,15 @@ def time_inference(
 
 def _predict(
     marker: FaceMarker, images: Sequence[np.ndarray], boxes: np.ndarray, idx: Sequence[int]
-) -> list[tuple[np.ndarray, float]]:
-    """(keypoints ``(68, 2)``, mean confidence) for face ``boxes[i]`` of ``images[i]``, ``i``
-    in ``idx``, in one network call (the landmark half of the pipeline ``annotate`` uses)."""
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(keypoints ``(68, 2)``, confidence ``(68,)``) for face ``boxes[i]`` of ``images[i]``,
+    ``i`` in ``idx``, in one network call (the landmark half of the pipeline ``annotate``
+    uses)."""
     idx = [int(i) for i in idx]
     marks = marker.landmarks([images[i] for i in idx], [boxes[[i]] for i in idx])
     return [
-        (kps.reshape(NUM_POINTS, 2).astype(np.float64), float(np.mean(conf))) for kps, conf in marks
+        (kps.reshape(NUM_POINTS, 2).astype(np.float64), conf.reshape(NUM_POINTS).astype(np.float64))
+        for kps, conf in marks
     ]
 
 
@@ -306,19 +308,6 @@ def score(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]
     return nme, summary
 
 
-def yaw_proxy(gt: np.ndarray) -> np.ndarray:
-    """``|nose tip x - outer-eye-corner midpoint x| / eye distance`` per face, shape (N,)."""
-    gt = np.asarray(gt, dtype=np.float64)
-    mid = (gt[:, metrics.LEFT_OUTER_EYE, 0] + gt[:, metrics.RIGHT_OUTER_EYE, 0]) / 2.0
-    return np.abs(gt[:, NOSE_TIP, 0] - mid) / np.maximum(metrics.interocular(gt), 1e-6)
-
-
-def bin_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-    """The ``[edges[k], edges[k + 1])`` bin of each value, shape (N,)."""
-    inner = np.asarray(edges[1:-1], dtype=np.float64)
-    return np.searchsorted(inner, np.asarray(values, dtype=np.float64), side="right")
-
-
 def confidence_quartile(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(quartile 0-3 of each face's mean confidence, -1 for a miss; the 5 edges, min to max).
 
@@ -333,6 +322,51 @@ def confidence_quartile(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = np.full(len(conf), -1)
     out[known] = np.searchsorted(edges[1:4], conf[known], side="left")
     return out, edges
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values`` (flattened), ties sharing the mean of their ranks:
+    ``[10, 20, 20, 5]`` -> ``[2, 3.5, 3.5, 1]``."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # first of each tie run
+    ends = np.r_[starts[1:], len(x)]
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two equally long arrays (average ranks for ties), over
+    the pairs where both are finite; NaN with fewer than two pairs or a constant side."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    keep = np.isfinite(a) & np.isfinite(b)
+    ra, rb = average_ranks(a[keep]), average_ranks(b[keep])
+    if len(ra) < 2 or np.ptp(ra) == 0 or np.ptp(rb) == 0:
+        return math.nan
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float(np.sum(ra * rb) / math.sqrt(np.sum(ra * ra) * np.sum(rb * rb)))
+
+
+def confidence_vs_error(pred: np.ndarray, gt: np.ndarray, conf: np.ndarray) -> dict[str, Any]:
+    """How well the model's confidence ranks its own errors (Spearman rho; negative: less
+    confident where it is further off), over the found faces: ``{"points": rho of each
+    point's confidence with its error / the face's eye distance, pooled over all points of
+    all faces, "faces": rho of each face's mean confidence with its NME_io, "n_points",
+    "n_faces"}``.  ``conf`` is per point, ``(N, 68)``."""
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    conf = np.asarray(conf, dtype=np.float64).reshape(len(gt), NUM_POINTS)
+    found = np.isfinite(pred).all(axis=(1, 2)) & np.isfinite(conf).all(axis=1)
+    errors = metrics.point_errors(pred[found], gt[found])
+    return {
+        "points": spearman(conf[found], errors),
+        "faces": spearman(conf[found].mean(axis=1), errors.mean(axis=1)),
+        "n_points": int(errors.size),
+        "n_faces": int(found.sum()),
+    }
 
 
 def _bin_labels(edges: Sequence[float], unit: str = "") -> list[str]:
@@ -440,7 +474,10 @@ def run_evaluation(
     else:
         crop_boxes = np.asarray(boxes, dtype=np.float64).reshape(len(faces), 4)
     with progress.task(f"evaluating {name}", len(faces)) as adv:
-        pred, conf = predict_faces(marker, faces.images, crop_boxes, batch_size, advance=adv)
+        pred, point_conf = predict_faces(
+            marker, faces.images, crop_boxes, batch_size, advance=adv, per_point=True
+        )
+    conf = point_conf.mean(axis=1)
     nme, scores = score(pred, faces.keypoints)
     ms: dict[int, float] = {}
     if timing:
@@ -452,6 +489,7 @@ def run_evaluation(
     info.update(ms_per_face=ms.get(1), ms_per_face_b32=ms.get(32), regions=scores["regions"])
     info.update(flip=marker.flip, device=str(device), threads=_threads(device))
     info["subsets"] = subset_scores(pred, faces.keypoints, conf)
+    info["confidence_vs_error"] = confidence_vs_error(pred, faces.keypoints, point_conf)
     images = list(faces.images)
     return Evaluation(info, list(faces.names), pred, nme, images, faces.keypoints, conf)
 
@@ -504,9 +542,9 @@ def evaluate_models(
     that folder.
 
     Each summary has: model, images, found, missed, nme_io, fr_08, fr_10, auc_08, auc_10,
-    regions, subsets (:func:`subset_scores`), ms_per_face (batch 1), ms_per_face_b32, split,
-    boxes, flip, device (plus
-    val_split for ``split="val"`` and per_image when asked).  Non-finite values are None.
+    regions, subsets (:func:`subset_scores`), confidence_vs_error (:func:`confidence_vs_error`),
+    ms_per_face (batch 1), ms_per_face_b32, split, boxes, flip, device (plus val_split for
+    ``split="val"`` and per_image when asked).  Non-finite values are None.
     """
 
     if boxes not in BOX_MODES:
@@ -899,7 +937,42 @@ def subsets_tables(result: dict[str, Any]) -> list:
                     cells.append(_cell(row.get(key), column, fmt, lower))
             table.add_row(*cells)
         tables.append(table)
+    tables.append(confidence_table(result))
     return tables
+
+
+#: The rows of :func:`confidence_table`: (label, key of the rho, key of its count).
+CONFIDENCE_ROWS = [
+    ("per point: confidence vs error / eye distance", "points", "n_points"),
+    ("per face: mean confidence vs NME_io", "faces", "n_faces"),
+]
+
+
+def confidence_table(result: dict[str, Any]):
+    """Spearman rho of the model's confidence with its error (:func:`confidence_vs_error`),
+    per point and per face, the models side by side (the most negative in bold)."""
+    from rich.table import Table
+
+    rows = result["models"]
+    many = len(rows) > 1
+    table = Table(
+        title="confidence vs error (Spearman rho; more negative: a more telling confidence)",
+        title_justify="left",
+    )
+    table.add_column("pairs")
+    for r in rows:
+        prefix = f"{r['model']}\n" if many else ""
+        table.add_column(f"{prefix}rho", justify="right")
+        table.add_column(f"{prefix}n", justify="right")
+    stats = [r.get("confidence_vs_error") or {} for r in rows]
+    for label, key, count in CONFIDENCE_ROWS:
+        cells = [label]
+        for st in stats:
+            column = [x.get(key) for x in stats]
+            cells.append(_cell(st.get(key), column, lambda v: f"{v:+.3f}", True))
+            cells.append(str(st.get(count, "-")))
+        table.add_row(*cells)
+    return table
 
 
 def result_notes(result: dict[str, Any]) -> list[str]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from facemark import transforms
 from facemark.boxes import map_boxes
+from facemark.confidence import check_minimum, confident, low_confidence
 from facemark.detectors import Detections, Detector, DetectorConfig, load_detector
 from facemark.errors import UsageError
 from facemark.images import Photo
@@ -44,6 +45,12 @@ class Face:
     confidence: np.ndarray  #: (68,) the landmark model's confidence in [0, 1]
     pose: Pose | None = None  #: yaw, pitch, roll (degrees), rvec, tvec; see facemark.pose
 
+    @property
+    def low_confidence(self) -> bool:
+        """Whether the mean point confidence is below :data:`facemark.confidence.LOW_CONFIDENCE`
+        (the points are less likely to be right)."""
+        return low_confidence(self.confidence)
+
     def to_dict(self) -> dict[str, Any]:
         """The face's JSONL record (coordinates to 2 decimals, scores to 4; ``pose`` last,
         only when set)."""
@@ -52,6 +59,7 @@ class Face:
             "score": round(float(self.score), 4),
             "keypoints": np.round(np.asarray(self.keypoints, np.float64), 2).tolist(),
             "confidence": np.round(np.asarray(self.confidence, np.float64), 4).tolist(),
+            "low_confidence": self.low_confidence,
         }
         if self.pose is not None:
             record["pose"] = self.pose.to_dict()
@@ -135,6 +143,19 @@ class FaceMarker:
         faces, is a second opinion on them at no extra cost.  Each kept face gets its head
         pose (a fraction of a millisecond).
         """
+        faces, rejected, _ = self.mark_counted(images, names)
+        return faces, rejected
+
+    def mark_counted(
+        self,
+        images: Sequence[Any],
+        names: Sequence[str | None] | None = None,
+        min_confidence: float | None = None,
+    ) -> tuple[list[list[Face]], list[int], list[int]]:
+        """:meth:`mark`, also dropping the faces whose mean point confidence is below
+        ``min_confidence`` (None: none are), before ``max_faces`` is applied: (faces, rejected
+        detections, dropped faces) per image."""
+        check_minimum(min_confidence)
         photos = [as_photo(im, self.decode_side) for im in images]
         if names is None:
             names = [os.fspath(im) if isinstance(im, (str, os.PathLike)) else None for im in images]
@@ -142,17 +163,19 @@ class FaceMarker:
         marks = self.landmarks(photos, [d.boxes for d in found])
         assert self.detector is not None  # detect() said so otherwise
         confirm = self.detector.config.confirm if self.detector.needs_confirmation else 0.0
-        faces, rejected = [], []
+        faces, rejected, dropped = [], [], []
         for photo, det, (kps, conf) in zip(photos, found, marks, strict=True):
             size = (photo.width, photo.height)
+            real = [k for k in range(len(det)) if confident(conf[k], confirm)]
+            sure = [k for k in real if confident(conf[k], min_confidence)]
             kept = [
                 Face(det.boxes[k], float(det.scores[k]), kps[k], conf[k], head_pose(kps[k], size))
-                for k in range(len(det))
-                if conf[k].mean() >= confirm
+                for k in sure
             ]
-            rejected.append(len(det) - len(kept))
+            rejected.append(len(det) - len(real))
+            dropped.append(len(real) - len(sure))
             faces.append(kept[: self.max_faces])
-        return faces, rejected
+        return faces, rejected, dropped
 
     def decode_side(self, width: int, height: int) -> int:
         """How large a photo this big needs decoding for detection (0: in full)."""

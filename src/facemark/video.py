@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facemark.boxes import box_iou
+from facemark.confidence import confident, low_confidence
 from facemark.errors import DataError, UsageError
 from facemark.images import Photo
 from facemark.pose import Pose, head_pose
@@ -397,7 +398,7 @@ class Tracker:
         new: list[Track] = []
         for d in range(len(boxes)):
             kps, conf = marks[0][d], marks[1][d]
-            if conf.mean() < self.confirm:
+            if not confident(conf, self.confirm):
                 continue
             track = owner[d]
             if track is None:
@@ -408,7 +409,7 @@ class Tracker:
             new.append(track)
         for j, track in enumerate(missed):
             kps, conf = marks[0][len(boxes) + j], marks[1][len(boxes) + j]
-            if conf.mean() >= self.confirm:
+            if confident(conf, self.confirm):
                 track.keypoints, track.confidence, track.box = kps, conf, crop[len(boxes) + j]
                 new.append(track)
         self.tracks = self._dedupe(new)
@@ -419,7 +420,7 @@ class Tracker:
         kps, conf = self._landmarks(photo, crop)
         kept = []
         for k, track in enumerate(self.tracks):
-            if conf[k].mean() < self.confirm:
+            if not confident(conf[k], self.confirm):
                 self.lost = True  # detect on the next frame to find it again
                 continue
             track.keypoints, track.confidence, track.box = kps[k], conf[k], crop[k]
@@ -498,6 +499,7 @@ def frame_record(
             "score": round(track.score, 4),
             "keypoints": np.round(kps, 2).tolist(),
             "confidence": np.round(track.confidence, 4).tolist(),
+            "low_confidence": low_confidence(track.confidence),
         }
         if poses and poses[k] is not None:
             face["pose"] = poses[k].to_dict()
@@ -555,6 +557,7 @@ class VideoResult:
     frames: int = 0
     faces: int = 0
     tracks: int = 0
+    dropped: int = 0  #: faces left out of the records by ``min_confidence``
     cut: str | None = None
     timing: Timing = field(default_factory=Timing)
 
@@ -570,12 +573,14 @@ def annotate_video(
     overlay: Path | None = None,
     boxes: bool = False,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    min_confidence: float | None = None,
 ) -> VideoResult:
     """Track and mark the faces of one video; records go to ``on_record`` and, when given,
     to ``jsonl`` / ``csv_path`` / an annotated copy ``overlay`` (each written under a
     ``.partial`` name and renamed once the video is done, the JSONL last: it marks the video
-    as done for ``--skip-existing``).  Raises DataError for a file that is not a readable
-    video."""
+    as done for ``--skip-existing``).  A face whose mean confidence is below
+    ``min_confidence`` is left out of its frame's record (and counted) but still tracked.
+    Raises DataError for a file that is not a readable video."""
     result = VideoResult()
     info = Decoded()
     tracker = Tracker(marker, config, result.timing)
@@ -606,7 +611,9 @@ def annotate_video(
             out_csv.writerow(CSV_COLUMNS)
         seen: set[int] = set()
         for frame in _chain(first, frames):
-            tracks = tracker.step(frame.image, frame.timestamp)
+            tracked = tracker.step(frame.image, frame.timestamp)
+            tracks = [t for t in tracked if confident(t.confidence, min_confidence)]
+            result.dropped += len(tracked) - len(tracks)
             clock = time.perf_counter()
             h, w = frame.image.shape[:2]
             poses = poses_of(tracks, (w, h))
