@@ -133,22 +133,11 @@ def val_crops(
     data: dict[str, Any], img_size: int, split: str, limit: int | None, root: str | None
 ) -> tuple[Any, Any]:
     """``(crops float (N, 3, S, S), keypoints (N, 68, 2) crop px)`` of a split of the model's
-    own train/val division, without augmentation (the inference-time crop)."""
-    import numpy as np
-    import torch
+    own train/val division, without augmentation (the inference-time crop):
+    :func:`facemark.export.split_crops`."""
+    from facemark import export
 
-    from facemark import dataset, evaluate
-
-    settings = {
-        **evaluate.VAL_DEFAULTS,
-        **evaluate.split_settings_from_config(data.get("config")),
-    }
-    faces = dataset.load_split(split, root=root, limit=limit, **settings)
-    ds = dataset.LandmarkDataset(faces, img_size, augment=False)
-    items = [ds[i] for i in range(len(ds))]
-    crops = torch.stack([c for c, _ in items])
-    kps = np.stack([k.numpy() for _, k in items]).astype(np.float64)
-    return crops, kps
+    return export.split_crops(data, split, limit, root)
 
 
 # --------------------------------------------------------------------------- variants
@@ -208,36 +197,15 @@ def build_dynamic(model: Any) -> tuple[Any, str]:
     return q, f"{linears} nn.Linear layer(s) int8, convolutions float"
 
 
-def build_static(model: Any, calib: Any, head: bool, batch: int = 32) -> tuple[Any, str]:
+def build_static(model: Any, calib: Any, head: bool) -> tuple[Any, str]:
     """FX post-training static int8 of norm + backbone (+ neck) (+ head), calibrated on
-    ``calib`` crops; the decode stays float.  The quantised part replaces the model's last
-    quantised submodule and the ones before it become identities, so the model's own
-    ``forward`` (and its float ``head``, ``view`` and ``decode``) still run."""
-    import torch
-    from torch import nn
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    ``calib`` crops; the decode stays float: :func:`facemark.quantize.quantize_int8`, what
+    ``facemark export --format int8`` ships (with ``head`` False)."""
+    from facemark import quantize
 
-    model = copy.deepcopy(model).eval()
-    if not hasattr(model, "backbone") or not hasattr(model, "norm"):
-        raise RuntimeError(f"{type(model).__name__} has no backbone to quantise")
-    parts = ["norm", "backbone"] + (["neck"] if hasattr(model, "neck") else [])
-    if head:
-        if "neck" not in parts or not isinstance(getattr(model, "head", None), nn.Conv2d):
-            raise RuntimeError(f"{type(model).__name__} has no conv head after a neck")
-        parts.append("head")
-    body = nn.Sequential(*(getattr(model, p) for p in parts))
-    with quiet():
-        prepared = prepare_fx(body, get_default_qconfig_mapping("x86"), (calib[:2],))
-        with torch.no_grad():
-            for start in range(0, len(calib), batch):
-                prepared(calib[start : start + batch])
-        quantised = convert_fx(prepared)
-    for p in parts[:-1]:
-        setattr(model, p, nn.Identity())
-    setattr(model, parts[-1], quantised)
+    quantised = quantize.quantize_int8(model, calib, head=head)
     kept = "head conv float32" if not head else "head int8"
-    return model, f"FX x86 qconfig, {len(calib)} calibration crops, {kept}, decode float32"
+    return quantised, f"FX x86 qconfig, {len(calib)} calibration crops, {kept}, decode float32"
 
 
 def decoded(model: Any) -> Any:

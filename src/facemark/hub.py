@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 TASKS = ("landmarks", "detector")
 
 #: The names of the bundled checkpoints, per task (``default`` is what every command uses
-#: when given no model).
+#: when given no model; ``default-int8`` is its int8 form for the CPU, see quantize.py).
 BUNDLED: dict[str, dict[str, str]] = {
-    "landmarks": {"default": "landmarks.pt"},
+    "landmarks": {"default": "landmarks.pt", "default-int8": "landmarks-int8.pt"},
     "detector": {
         "default": "yunet_n.pt",
         "yunet": "yunet_n.pt",

@@ -211,9 +211,12 @@ class FaceMarker:
     def describe(self) -> dict[str, Any]:
         """What produced the output: detector and landmark model, for output headers."""
         info = self.landmarker.info
+        model = {"arch": info.get("arch"), "run_name": info.get("run_name")}
+        if info.get("quantized"):  # an int8 model says so; float headers stay as they were
+            model["quantized"] = info["quantized"]
         return {
             "detector": None if self.detector is None else self.detector.describe(),
-            "model": {"arch": info.get("arch"), "run_name": info.get("run_name")},
+            "model": model,
         }
 
     def __repr__(self) -> str:
