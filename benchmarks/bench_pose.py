@@ -178,14 +178,8 @@ def photos_check(photo_dir: Path, max_side: int) -> dict:
     }
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    ra = np.argsort(np.argsort(a)).astype(float)
-    rb = np.argsort(np.argsort(b)).astype(float)
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def frames_check() -> dict:
-    from facemark import dataset
+    from facemark import dataset, metrics
     from facemark.pose import head_pose, head_pose_batch
 
     kps_all, sizes = [], []
@@ -224,7 +218,7 @@ def frames_check() -> dict:
     return {
         "frames": len(kps),
         "valid": int(np.isfinite(yaw).sum()),
-        "spearman_yaw_proxy": round(spearman(proxy, yaw), 4),
+        "spearman_yaw_proxy": round(metrics.spearman(proxy, yaw), 4),
         "bins_monotonic": bool(all(b > a for a, b in zip(means, means[1:], strict=False))),
         "bins": bins,
         "yaw_range": [round(float(yaw.min()), 1), round(float(yaw.max()), 1)],

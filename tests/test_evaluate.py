@@ -475,23 +475,23 @@ def test_cli_subsets_tables(tiny_landmark_checkpoint) -> None:
 
 
 def test_average_ranks_share_ties() -> None:
-    assert list(evaluate.average_ranks([10, 20, 20, 5])) == [2.0, 3.5, 3.5, 1.0]
-    assert list(evaluate.average_ranks([3, 3, 3])) == [2.0, 2.0, 2.0]
-    assert list(evaluate.average_ranks([0.5, -1.0, 7.0, 0.5, 0.5])) == [3.0, 1.0, 5.0, 3.0, 3.0]
-    assert evaluate.average_ranks([]).shape == (0,)
+    assert list(metrics.average_ranks([10, 20, 20, 5])) == [2.0, 3.5, 3.5, 1.0]
+    assert list(metrics.average_ranks([3, 3, 3])) == [2.0, 2.0, 2.0]
+    assert list(metrics.average_ranks([0.5, -1.0, 7.0, 0.5, 0.5])) == [3.0, 1.0, 5.0, 3.0, 3.0]
+    assert metrics.average_ranks([]).shape == (0,)
 
 
 def test_spearman_against_hand_computed_cases() -> None:
     # no ties: rank differences d = -1, 1, -1, 1, 0, so rho = 1 - 6 * 4 / (5 * (25 - 1)) = 0.8
-    assert evaluate.spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)
+    assert metrics.spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)
     # a tie: ranks (1, 2.5, 2.5, 4) and (1, 3, 2, 4); centred, their products sum to 4.5 and
     # their squares to 4.5 and 5, so rho = 4.5 / sqrt(4.5 * 5) = sqrt(0.9)
-    assert evaluate.spearman([1, 2, 2, 3], [10, 30, 20, 40]) == pytest.approx(np.sqrt(0.9))
-    assert evaluate.spearman([1, 2, 3], [9, 4, 1]) == pytest.approx(-1.0)  # ranks, not values
+    assert metrics.spearman([1, 2, 2, 3], [10, 30, 20, 40]) == pytest.approx(np.sqrt(0.9))
+    assert metrics.spearman([1, 2, 3], [9, 4, 1]) == pytest.approx(-1.0)  # ranks, not values
     # pairs with a NaN or inf are left out; constant or too short: no correlation
-    assert evaluate.spearman([1, 2, np.nan, 3, 4], [1, 2, 5, np.inf, 3]) == pytest.approx(1.0)
-    assert np.isnan(evaluate.spearman([1, 1, 1], [1, 2, 3]))
-    assert np.isnan(evaluate.spearman([1.0], [2.0]))
+    assert metrics.spearman([1, 2, np.nan, 3, 4], [1, 2, 5, np.inf, 3]) == pytest.approx(1.0)
+    assert np.isnan(metrics.spearman([1, 1, 1], [1, 2, 3]))
+    assert np.isnan(metrics.spearman([1.0], [2.0]))
 
 
 def test_confidence_vs_error_pools_points_and_ranks_faces() -> None:

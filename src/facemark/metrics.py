@@ -7,6 +7,7 @@ published results.  Everything here is pure numpy on (N, 68, 2) arrays.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -97,3 +98,29 @@ def summarize(pred: np.ndarray, gt: np.ndarray) -> dict[str, object]:
         "auc_10": auc(nme, 0.10),
         "regions": region_nme(pred, gt),
     }
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values`` (flattened), ties sharing the mean of their ranks:
+    ``[10, 20, 20, 5]`` -> ``[2, 3.5, 3.5, 1]``."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # first of each tie run
+    ends = np.r_[starts[1:], len(x)]
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two equally long arrays (average ranks for ties), over
+    the pairs where both are finite; NaN with fewer than two pairs or a constant side."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    keep = np.isfinite(a) & np.isfinite(b)
+    ra, rb = average_ranks(a[keep]), average_ranks(b[keep])
+    if len(ra) < 2 or np.ptp(ra) == 0 or np.ptp(rb) == 0:
+        return math.nan
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float(np.sum(ra * rb) / math.sqrt(np.sum(ra * ra) * np.sum(rb * rb)))
