@@ -880,22 +880,9 @@ def _load() -> float | None:
 
 
 def environment(dlib_versions: dict[str, str] | None, helper: Helper | None) -> dict[str, Any]:
-    import importlib.metadata as md
+    from benchmarks import report
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in ("facemark", "torch", "numpy", "pillow"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
+    versions = report.package_versions(("facemark", "torch", "numpy", "pillow"))
     if helper is not None:
         for mod, label in (("cv2", "opencv"), ("skimage", "scikit-image")):
             if helper.local[mod]:
@@ -907,7 +894,7 @@ def environment(dlib_versions: dict[str, str] | None, helper: Helper | None) -> 
         versions["face_recognition_models"] = dlib_versions.get("face_recognition_models")
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
-        "cpu": cpu,
+        "cpu": report.cpu_name(),
         "cores": affinity or os.cpu_count(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
@@ -1176,13 +1163,9 @@ def main(argv: list[str] | None = None) -> int:
     if results.get("face_free"):
         notes.append(f"scikit-image samples loaded {helper.where('skimage')}")
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
-    for path in (args.out_json, args.out_md):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    args.out_json.write_text(json.dumps(results, indent=2) + "\n")
-    text = markdown(results)
-    args.out_md.write_text(text)
-    print(text)
-    log(f"wrote {args.out_json} and {args.out_md}")
+    from benchmarks import report
+
+    report.write_outputs(results, args.out_json, args.out_md, markdown, log)
     return 0
 
 

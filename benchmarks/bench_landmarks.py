@@ -51,7 +51,6 @@ import contextlib
 import copy
 import datetime
 import importlib.util
-import json
 import os
 import platform
 import statistics
@@ -65,6 +64,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import report  # noqa: E402
+
 DEFAULT_MD = ROOT / "docs" / "landmark-speed.md"
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "landmark-speed.json"
 BATCHES = (1, 32)
@@ -355,31 +359,17 @@ def load_average() -> float | None:
 
 
 def environment(threads: int) -> dict[str, Any]:
-    import importlib.metadata as md
-
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in ("facemark", "torch", "numpy", "onnxruntime"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
-        "cpu": cpu,
+        "cpu": report.cpu_name(),
         "cores": affinity or os.cpu_count(),
         "platform": platform.platform(),
         "torch_threads": threads,
         "torch_interop_threads": torch.get_num_interop_threads(),
         "quantized_engine": torch.backends.quantized.engine,
-        "versions": versions,
+        "versions": report.package_versions(("facemark", "torch", "numpy", "onnxruntime")),
     }
 
 
@@ -569,13 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     results["environment"] = environment(args.threads)
     results["environment"].update(load_start=load_start, load_end=load_average())
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
-    for path in (args.out, args.out_json):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    args.out_json.write_text(json.dumps(results, indent=2) + "\n")
-    text = markdown(results)
-    args.out.write_text(text)
-    print(text)
-    log(f"wrote {args.out} and {args.out_json}")
+    report.write_outputs(results, args.out_json, args.out, markdown, log)
     return 0
 
 

@@ -4,13 +4,19 @@ Kept apart from the measuring so the page can be re-rendered, or its layout chan
 saved ``benchmarks/results/*.json`` without measuring again::
 
     python -m benchmarks.report benchmarks/results/benchmarks.json docs/benchmarks.md
+
+Also the small pieces the other benchmarks (bench_detector, bench_landmarks) share: writing
+their record and page, and the machine's description.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import platform
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -425,6 +431,50 @@ def _rel(path: str | Path) -> str:
 def write_markdown(path: str | Path, results: dict, json_path: str | Path | None = None) -> None:
     with atomic_write(path, "w") as fh:
         fh.write(markdown(results, json_path))
+
+
+# --------------------------------------------------------------------------- other benchmarks
+
+
+def write_outputs(
+    results: dict,
+    json_path: Path,
+    md_path: Path,
+    render: Callable[[dict], str],
+    log: Callable[[str], None],
+) -> None:
+    """A benchmark's record to ``json_path`` and its page, ``render(results)``, to ``md_path``
+    and to stdout (folders made as needed); ``log`` says where they went."""
+    for path in (json_path, md_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    text = render(results)
+    md_path.write_text(text)
+    print(text)
+    log(f"wrote {json_path} and {md_path}")
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what :mod:`platform` says."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return cpu
+
+
+def package_versions(packages: Iterable[str]) -> dict[str, str | None]:
+    """Python's version and each installed package's (None where not installed)."""
+    import importlib.metadata as md
+
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in packages:
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return versions
 
 
 # --------------------------------------------------------------------------- terminal

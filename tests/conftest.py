@@ -156,22 +156,13 @@ def tiny_landmark_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rich.console import Console
 
     from facemark import train
-    from synthetic import install_synthetic_dataset
+    from synthetic import install_synthetic_dataset, tiny_train_config
 
     home = tmp_path_factory.mktemp("tiny-landmark-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FACEMARK_HOME", str(home))
         root = install_synthetic_dataset(home / "dataset", n_train=24, n_test=6, size=96)
-        cfg = train.TrainConfig(
-            epochs=1,
-            batch_size=8,
-            img_size=64,
-            device="cpu",
-            workers=0,
-            amp=False,
-            name="tiny",
-            data_root=str(root),
-        )
+        cfg = tiny_train_config(root, "tiny")
         result = train.train(cfg, console=Console(file=io.StringIO()))
     return result.best_checkpoint
 
@@ -191,23 +182,12 @@ def tiny_detector_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rich.console import Console
 
     from facemark import train
-    from synthetic import install_synthetic_dataset
+    from synthetic import install_synthetic_dataset, tiny_train_config
 
     home = tmp_path_factory.mktemp("tiny-detector-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FACEMARK_HOME", str(home))
         root = install_synthetic_dataset(home / "dataset", n_train=24, n_test=6, size=96)
-        cfg = train.TrainConfig(
-            task="detector",
-            epochs=1,
-            batch_size=8,
-            img_size=64,
-            weight_decay=1e-4,
-            device="cpu",
-            workers=0,
-            amp=False,
-            name="tiny-detector",
-            data_root=str(root),
-        )
+        cfg = tiny_train_config(root, "tiny-detector", task="detector", weight_decay=1e-4)
         result = train.train(cfg, console=Console(file=io.StringIO()))
     return result.best_checkpoint

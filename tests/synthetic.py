@@ -12,11 +12,15 @@ import csv
 import io
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from facemark.shape import LABEL_ORIGIN, MEAN_SHAPE
+
+if TYPE_CHECKING:
+    from facemark.train import TrainConfig
 
 ARCHIVE_TOP = "P1_Facial_Keypoints-master"
 PERSONS = [
@@ -143,3 +147,21 @@ def install_synthetic_dataset(dataset_dir: Path | None = None, **kwargs) -> Path
     manifest = {"fingerprint": digest.hexdigest(), "source": "synthetic"}
     (dest / "manifest.json").write_text(json.dumps(manifest))
     return dest
+
+
+def tiny_train_config(root: Path, name: str, **overrides: Any) -> TrainConfig:
+    """A 1-epoch CPU ``TrainConfig`` (64 px crops, batch 8, no workers, no AMP) on the dataset
+    at ``root``; keyword arguments set other fields (``task="detector"``, ...)."""
+    from facemark import train
+
+    return train.TrainConfig(
+        epochs=1,
+        batch_size=8,
+        img_size=64,
+        device="cpu",
+        workers=0,
+        amp=False,
+        name=name,
+        data_root=str(root),
+        **overrides,
+    )

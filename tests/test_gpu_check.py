@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from synthetic import install_synthetic_dataset
+from synthetic import install_synthetic_dataset, tiny_train_config
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
 BASH = shutil.which("bash")
@@ -147,16 +147,7 @@ def test_train_records_the_peak_per_epoch_and_in_the_summary(
 
     root = install_synthetic_dataset(tmp_path / "dataset", n_train=24, n_test=6, size=96)
     monkeypatch.setattr(train, "peak_gpu_mem_mb", lambda device: 42.0)  # as if on CUDA
-    cfg = train.TrainConfig(
-        epochs=1,
-        batch_size=8,
-        img_size=64,
-        device="cpu",
-        workers=0,
-        amp=False,
-        name="peak",
-        data_root=str(root),
-    )
+    cfg = tiny_train_config(root, "peak")
     out = io.StringIO()
     result = train.train(cfg, console=Console(file=out, width=200))
     rows = [

@@ -648,21 +648,26 @@ def _size(n: int) -> str:
     return f"{n / 1e3:.1f} kB" if n < 1e6 else f"{n / 1e6:.1f} MB"
 
 
-def results_table(result: ExportResult) -> Any:
-    """The closing rich table: the file and its source, size, parity and speed."""
+def _files_table(title: str, columns: list[str]) -> Any:
+    """A rich table titled ``title``: format, file and size, then ``columns`` (numbers)."""
     from rich.table import Table
 
+    table = Table(title=title, title_justify="left")
+    table.add_column("format")
+    table.add_column("file", overflow="fold")
+    for name in ["size", *columns]:
+        table.add_column(name, justify="right")
+    return table
+
+
+def results_table(result: ExportResult) -> Any:
+    """The closing rich table: the file and its source, size, parity and speed."""
     runtime = "onnxruntime" if result.format == "onnx" else "torch.jit"
     title = f"export: {result.task} model {result.arch} -> {result.format}"
     if result.timings:
         title += f" (speed: {runtime} vs torch, {result.threads} CPU threads)"
-    table = Table(title=title, title_justify="left")
-    table.add_column("format")
-    table.add_column("file", overflow="fold")
-    table.add_column("size", justify="right")
-    table.add_column("max abs diff", justify="right")
-    for t in result.timings:
-        table.add_column(f"ms/{result.unit} b{t.batch}", justify="right")
+    speed = [f"ms/{result.unit} b{t.batch}" for t in result.timings]
+    table = _files_table(title, ["max abs diff", *speed])
     diff = result.max_abs_diff
     shown = "not checked" if diff is None else f"{diff:.2g}"
     if diff is not None and not result.ok:
@@ -938,19 +943,11 @@ def _write_checked(
 
 def int8_table(result: Int8Result) -> Any:
     """The closing rich table: float and int8 side by side, val NME and speed."""
-    from rich.table import Table
-
     title = f"export: landmarks model {result.arch} -> int8"
     if result.val_faces:
         title += f" (val: {result.val_faces} faces; speed: {result.threads} CPU threads)"
-    table = Table(title=title, title_justify="left")
-    table.add_column("format")
-    table.add_column("file", overflow="fold")
-    table.add_column("size", justify="right")
-    table.add_column("val NME_io (%)", justify="right")
-    table.add_column("delta (points)", justify="right")
-    for b in LANDMARK_TIMING_BATCHES:
-        table.add_column(f"ms/face b{b}", justify="right")
+    speed = [f"ms/face b{b}" for b in LANDMARK_TIMING_BATCHES]
+    table = _files_table(title, ["val NME_io (%)", "delta (points)", *speed])
     delta = result.delta_points
     for name, file, size in (
         ("float", result.source, result.source_size),
