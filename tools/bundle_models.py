@@ -1,6 +1,6 @@
 """Copy trained runs into the package as its bundled default models.
 
-    python tools/bundle_models.py --landmarks RUN --detector RUN
+    python tools/bundle_models.py --landmarks RUN [--detector RUN]
     python tools/bundle_models.py --int8-only
 
 Each run's best.pt is exported inference-only in float16 (checkpoint.export_checkpoint) to
@@ -113,15 +113,15 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads the int8 is timed on")
     args = parser.parse_args()
-    if args.int8_only:
-        if args.landmarks or args.detector:
-            parser.error("--int8-only takes no runs")
-        cards = json.loads((WEIGHTS / "models.json").read_text())
-    elif not (args.landmarks and args.detector):
-        parser.error("give --landmarks RUN and --detector RUN, or --int8-only")
-    else:
-        cards = {"landmarks": bundle("landmarks", args.landmarks)}
-        cards["detector"] = bundle("detector", args.detector)
+    if args.int8_only and (args.landmarks or args.detector):
+        parser.error("--int8-only takes no runs")
+    if not (args.int8_only or args.landmarks or args.detector):
+        parser.error("give --landmarks RUN and/or --detector RUN, or --int8-only")
+    # the card of a model not given stays as it is
+    cards = json.loads((WEIGHTS / "models.json").read_text())
+    for task in ("landmarks", "detector"):
+        if getattr(args, task):
+            cards[task] = bundle(task, getattr(args, task))
     cards["landmarks-int8"] = bundle_int8(args.threads)
     write_json(WEIGHTS / "models.json", cards)
     print(
