@@ -156,6 +156,10 @@ def test_balance_applies_to_landmarks_only(data_root: str) -> None:
         resolve_config(TrainConfig(task="detector", balance=0.5), get_task("detector"))
     with pytest.raises(UsageError, match="--balance"):
         resolve_config(TrainConfig(balance=-1.0), get_task("landmarks"))
+    with pytest.raises(UsageError, match="--augment"):
+        resolve_config(TrainConfig(task="detector", augment="p_squeeze=1"), get_task("detector"))
+    with pytest.raises(UsageError, match="--augment takes key=value"):
+        resolve_config(TrainConfig(augment="nope=1"), get_task("landmarks"))
     cfg = resolve_config(TrainConfig(), get_task("landmarks"))
     assert cfg.balance == DEFAULTS["landmarks"].balance
 

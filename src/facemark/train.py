@@ -155,10 +155,15 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
     _require((out.weight_decay or 0) >= 0, f"--weight-decay must be >= 0, got {out.weight_decay}")
     _require((out.img_size or 0) >= 16, f"--img-size must be at least 16, got {out.img_size}")
     _require((out.balance or 0) >= 0, f"--balance must be >= 0, got {out.balance}")
-    _require(
-        not out.balance or hasattr(task, "sample_weights"),
-        f"--balance applies to landmark training, not --task {out.task}",
-    )
+    for option, value in (("--balance", out.balance), ("--augment", out.augment)):
+        _require(
+            not value or hasattr(task, "sample_weights"),
+            f"{option} applies to landmark training, not --task {out.task}",
+        )
+    if out.augment:  # a bad spec fails here, before any data is read
+        from facemark.transforms import AugmentConfig
+
+        AugmentConfig.with_overrides(out.augment)
     _require(0 <= out.val_fraction < 1, f"--val-fraction must be in [0, 1), got {out.val_fraction}")
     _require(out.workers is None or out.workers >= 0, f"--workers must be >= 0, got {out.workers}")
     _require(
