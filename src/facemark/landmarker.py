@@ -57,7 +57,7 @@ class Landmarker:
         self.device = torch.device(device)
         # BatchNorm folded into the convolutions: same outputs, fewer layers to run.
         self.model = models.fuse_batchnorm(model.eval()).to(self.device)
-        # NHWC suits oneDNN's CPU convolutions: 1.2-1.3x faster here, same points (see
+        # NHWC suits oneDNN's CPU convolutions: up to 1.3x faster here, same points (see
         # benchmarks/bench_landmarks.py); CUDA keeps its own choice.
         self.memory_format = (
             torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
