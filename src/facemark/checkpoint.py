@@ -10,19 +10,18 @@ code.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from facemark.errors import CheckpointError
+from facemark.errors import CheckpointError, quiet_warnings
 from facemark.files import atomic_write
+from facemark.tasks.defaults import TASKS
 
 FORMAT = "facemark-checkpoint"
 FORMAT_VERSION = 1
-TASKS = ("landmarks", "detector")
 REQUIRED_KEYS = ("format", "format_version", "task", "arch", "arch_kwargs", "state_dict")
 
 
@@ -50,8 +49,7 @@ def load_checkpoint(
     try:
         # torch warns about foreign pickles (protocol, legacy format) before failing or
         # returning something that is not ours; the error below says all the user needs.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_warnings():
             data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for truncated or foreign files
         raise CheckpointError(

@@ -6,6 +6,19 @@ a wrong checkpoint); anything else is a bug and is reported as an internal error
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def quiet_warnings() -> Iterator[None]:
+    """Silence every warning inside the block (torch's tracing, quantisation and unpickling
+    warnings are not for users; the result, or the error raised, says what they need)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
 
 class FacemarkError(Exception):
     """A failure the user can act on; its message is the whole story, in one line."""

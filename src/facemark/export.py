@@ -42,15 +42,15 @@ import os
 import statistics
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facemark import quantize
-from facemark.errors import FacemarkError, UsageError
+from facemark.errors import FacemarkError, UsageError, quiet_warnings
 from facemark.files import atomic_write, sha256_file
+from facemark.tasks.defaults import TASKS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
 FORMATS = ("onnx", "torchscript")
 #: The other ``--format``: an int8 facemark checkpoint for the CPU (:mod:`facemark.quantize`).
 INT8 = "int8"
-TASKS = ("landmarks", "detector")
 DEFAULT_OPSET = 17
 #: The graph's input name.
 INPUT_NAME = "image"
@@ -347,22 +346,13 @@ def _example(net: Network) -> Any:
     return torch.rand(2, c, h, w, generator=torch.Generator().manual_seed(0))
 
 
-@contextlib.contextmanager
-def _quiet() -> Any:
-    """Tracing warns about every shape check it freezes and about its own deprecation;
-    the parity check is what tells whether the export is right."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
 def _write_torchscript(net: Network, out: Path) -> None:
     import torch
 
-    with _quiet(), torch.no_grad():
+    with quiet_warnings(), torch.no_grad():
         traced = torch.jit.trace(net.module, (_example(net),), check_trace=False)
     meta = dict(net.metadata, format="torchscript")
-    with atomic_write(out, "wb") as fh, _quiet():
+    with atomic_write(out, "wb") as fh, quiet_warnings():
         torch.jit.save(traced, fh, _extra_files={METADATA_FILE: json.dumps(meta, indent=1)})
 
 
@@ -383,7 +373,7 @@ def _write_onnx(net: Network, out: Path, opset: int, dynamo: bool) -> None:
 
     example = _example(net)
     axes = {0: "batch", 2: "height", 3: "width"} if net.dynamic_hw else {0: "batch"}
-    with _quiet(), torch.no_grad():
+    with quiet_warnings(), torch.no_grad():
         if dynamo:
             proto = _dynamo_proto(net, example, opset)
         else:
@@ -534,7 +524,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         import torch
 
         extra = {METADATA_FILE: ""}
-        with _quiet():
+        with quiet_warnings():
             torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
         return json.loads(extra[METADATA_FILE] or "{}")
     import onnx
@@ -565,7 +555,7 @@ def runner(path: str | os.PathLike, fmt: str, threads: int | None = None) -> Cal
         return run_onnx
     import torch
 
-    with _quiet():
+    with quiet_warnings():
         module = torch.jit.load(str(path), map_location="cpu")
 
     def run_script(x: np.ndarray) -> list:
@@ -806,8 +796,7 @@ def _score(pred: Any, gt: Any) -> dict[str, float]:
     from facemark import metrics
 
     summary = metrics.summarize(pred.astype("float64"), gt)
-    keys = ("nme_io", "fr_08", "fr_10", "auc_08", "auc_10")
-    return {k: float(summary[k]) for k in keys}  # type: ignore[arg-type]
+    return {k: float(summary[k]) for k in metrics.HEADLINE}  # type: ignore[arg-type]
 
 
 def _batch_of(crops: Any, b: int) -> Any:

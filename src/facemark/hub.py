@@ -30,13 +30,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from facemark import paths
-from facemark.errors import CheckpointError, DataError, UsageError
+from facemark.errors import CheckpointError, DataError, UsageError, quiet_warnings
 from facemark.files import sha256_file, write_json
+from facemark.tasks.defaults import TASKS
 
 if TYPE_CHECKING:
     from facemark.landmarker import Landmarker
-
-TASKS = ("landmarks", "detector")
 
 #: The names of the bundled checkpoints, per task (``default`` is what every command uses
 #: when given no model; ``default-int8`` is its int8 form for the CPU, see quantize.py).
@@ -419,13 +418,10 @@ def _run_task(run: Path) -> str | None:
 def _read_payload(path: Path) -> dict[str, Any] | None:
     """The checkpoint's metadata, None when unreadable; memory-mapped so listing many runs
     stays quick.  torch's warnings about foreign pickles do not belong in a listing."""
-    import warnings
-
     import torch
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_warnings():
             data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # truncated, foreign or unreadable: the caller decides what to show
         return None

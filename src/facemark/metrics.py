@@ -19,6 +19,9 @@ NOSE_TIP = 30
 #: ``[low, high)`` bin edges of :func:`yaw_proxy`: evaluate's pose subsets and the bins that
 #: pose-balanced training sampling evens out.
 YAW_BINS = (0.0, 0.1, 0.2, 0.3, float("inf"))
+#: The scalar metrics of :func:`summarize` that training validation and ``export --format int8``
+#: keep (everything but the image count and the per-region breakdown).
+HEADLINE = ("nme_io", "fr_08", "fr_10", "auc_08", "auc_10")
 
 
 def interocular(gt: np.ndarray) -> np.ndarray:

@@ -32,13 +32,11 @@ silenced here, users never see them.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from facemark.errors import CheckpointError, FacemarkError, UsageError
+from facemark.errors import CheckpointError, FacemarkError, UsageError, quiet_warnings
 
 if TYPE_CHECKING:
     import torch
@@ -56,21 +54,12 @@ CALIB_BATCH = 32
 NME_TOLERANCE = 0.05
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """``torch.ao.quantization`` warns about its own deprecation, observers about arguments
-    and uncalibrated observers about having seen nothing; none of it is for users."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
 def unavailable() -> str | None:
     """Why this torch cannot run int8 models (None when it can)."""
     import torch
 
     try:
-        with quiet():
+        with quiet_warnings():
             from torch.ao.quantization import get_default_qconfig_mapping  # noqa: F401
             from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx  # noqa: F401
     except ImportError:
@@ -121,7 +110,7 @@ def quantized_parts(model: nn.Module, head: bool = False) -> list[str]:
 
 def _fx_modules() -> tuple[Any, Any, Any]:
     _use_x86_engine()
-    with quiet():
+    with quiet_warnings():
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
@@ -140,7 +129,7 @@ def _convert(model: nn.Module, parts: list[str], example: torch.Tensor, calib: A
     prepare_fx, convert_fx, mapping = _fx_modules()
     model = copy.deepcopy(model).eval()
     body = nn.Sequential(*(getattr(model, p) for p in parts))
-    with quiet():
+    with quiet_warnings():
         prepared = prepare_fx(body, mapping, (example,))
         if calib is not None:
             with torch.no_grad():
@@ -185,7 +174,7 @@ def rebuild_int8(
     size = int(getattr(model, "img_size", 0) or 128)
     example = torch.zeros(2, 3, size, size)
     rebuilt = _convert(model, parts, example, None)
-    with quiet():
+    with quiet_warnings():
         rebuilt.load_state_dict(state_dict)
     return rebuilt.eval()
 

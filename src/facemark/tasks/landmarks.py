@@ -86,11 +86,7 @@ class LandmarkTask:
             preds.append(kps.float().cpu())
             truth.append(keypoints.float())
         summary = metrics.summarize(torch.cat(preds).numpy(), torch.cat(truth).numpy())
-        return {
-            k: float(v)
-            for k, v in summary.items()
-            if k in ("nme_io", "fr_08", "fr_10", "auc_08", "auc_10")
-        }
+        return {k: float(summary[k]) for k in metrics.HEADLINE}  # type: ignore[arg-type]
 
     def checkpoint_extras(self, cfg: TrainConfig) -> dict[str, Any]:
         return {"img_size": int(cfg.img_size), "arch": models.parse_arch(cfg.arch)[0]}
