@@ -141,12 +141,14 @@ def face_boxes(
     marker: FaceMarker | None = None,
     batch_size: int = 32,
     advance: Callable[[int], None] | None = None,
+    photos: Sequence[Photo] | None = None,
 ) -> np.ndarray:
     """One crop box per frame, ``(N, 4)``; rows of NaN where the detector missed the face.
 
     ``"detect"`` runs the marker on ``batch_size`` frames at a time, exactly as ``annotate``
     would on those images (the landmark model's confirmation included), and keeps the box of
-    the face that holds the true points' centroid.
+    the face that holds the true points' centroid.  ``photos``: the frames already wrapped
+    (:meth:`Photo.from_image`), so a caller that also predicts converts them once.
     """
     if mode not in BOX_MODES:
         raise UsageError(f"--boxes must be one of {', '.join(BOX_MODES)}, not '{mode}'")
@@ -157,8 +159,8 @@ def face_boxes(
     out = np.full((len(faces), 4), np.nan)
     step = max(1, int(batch_size))
     for start in range(0, len(faces), step):
-        chunk = faces.images[start : start + step]
-        found = marker.batch([Photo.from_image(im) for im in chunk])
+        chunk = (photos if photos is not None else faces.images)[start : start + step]
+        found = marker.batch(chunk)
         for i, marked in enumerate(found, start=start):
             boxes = np.array([f.box for f in marked]).reshape(-1, 4)
             k = match_detection(boxes, np.array([f.score for f in marked]), faces.keypoints[i])
@@ -174,14 +176,13 @@ def face_boxes(
 
 def predict_faces(
     marker: FaceMarker,
-    images: Sequence[np.ndarray],
+    images: Sequence[np.ndarray | Photo],
     boxes: np.ndarray,
     batch_size: int = 32,
     advance: Callable[[int], None] | None = None,
-    per_point: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints ``(N, 68, 2)`` and mean confidence ``(N,)`` (``per_point``: each point's,
-    ``(N, 68)``) for one box per image; NaN where the box is NaN (a miss).
+    """Keypoints ``(N, 68, 2)`` and each point's confidence ``(N, 68)`` for one box per image;
+    NaN where the box is NaN (a miss).
 
     The crops of up to ``batch_size`` images go through the network together.
     """
@@ -198,12 +199,12 @@ def predict_faces(
             advance(len(idx))
     if advance and len(images) > len(found):
         advance(len(images) - len(found))
-    return pred, (conf if per_point else conf.mean(axis=1))
+    return pred, conf
 
 
 def time_inference(
     marker: FaceMarker,
-    images: Sequence[np.ndarray],
+    images: Sequence[np.ndarray | Photo],
     boxes: np.ndarray,
     batch_sizes: Sequence[int] = TIMING_BATCHES,
     min_seconds: float = 0.5,
@@ -247,7 +248,7 @@ def time_inference(
 
 
 def _predict(
-    marker: FaceMarker, images: Sequence[np.ndarray], boxes: np.ndarray, idx: Sequence[int]
+    marker: FaceMarker, images: Sequence[np.ndarray | Photo], boxes: np.ndarray, idx: Sequence[int]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(keypoints ``(68, 2)``, confidence ``(68,)``) for face ``boxes[i]`` of ``images[i]``,
     ``i`` in ``idx``, in one network call (the landmark half of the pipeline ``annotate``
@@ -440,23 +441,22 @@ def run_evaluation(
     mode = boxes if isinstance(boxes, str) else "detect"
     progress = progress or _Progress(enabled=False)
     marker = model if isinstance(model, FaceMarker) else FaceMarker(None, model, device, flip)
+    photos = [Photo.from_image(im) for im in faces.images]  # converted once for every pass
     if mode == "detect" and isinstance(boxes, str):
         with progress.task("detecting faces", len(faces)) as adv:
-            crop_boxes = face_boxes(faces, mode, marker, batch_size, advance=adv)
+            crop_boxes = face_boxes(faces, mode, marker, batch_size, advance=adv, photos=photos)
     elif isinstance(boxes, str):
         crop_boxes = face_boxes(faces, mode)
     else:
         crop_boxes = np.asarray(boxes, dtype=np.float64).reshape(len(faces), 4)
     with progress.task(f"evaluating {name}", len(faces)) as adv:
-        pred, point_conf = predict_faces(
-            marker, faces.images, crop_boxes, batch_size, advance=adv, per_point=True
-        )
+        pred, point_conf = predict_faces(marker, photos, crop_boxes, batch_size, advance=adv)
     conf = point_conf.mean(axis=1)
     nme, scores = score(pred, faces.keypoints)
     ms: dict[int, float] = {}
     if timing:
         with progress.task(f"timing {name} (batch {', '.join(map(str, TIMING_BATCHES))})", None):
-            ms = time_inference(marker, faces.images, crop_boxes, device=device)
+            ms = time_inference(marker, photos, crop_boxes, device=device)
     info = {"model": name, "split": split, "boxes": mode}
     info.update((k, scores[k]) for k in ("images", "found", "missed", "nme_io"))
     info.update((k, scores[k]) for k in ("fr_08", "fr_10", "auc_08", "auc_10"))
