@@ -212,7 +212,7 @@ def test_max_faces_counts_confirmed_faces_only(tiny_landmark_checkpoint: Path) -
     marker = FaceMarker(TwoBoxes(), tiny_landmark_checkpoint, max_faces=1, confirm=0.0)
     assert marker.max_faces == 1 and marker.detector.config.max_faces is None
     assert len(marker(image)) == 1
-    faces, rejected = marker.mark([image])
+    faces, rejected, _ = marker.mark([image])
     assert rejected == [0] and len(faces[0]) == 1
     everything = FaceMarker(TwoBoxes(), tiny_landmark_checkpoint, confirm=0.0)
     assert len(everything(image)) == 2
@@ -222,14 +222,14 @@ def test_max_faces_counts_confirmed_faces_only(tiny_landmark_checkpoint: Path) -
     assert kept.confidence.mean() == pytest.approx(max(conf), abs=1e-6)
     # min_confidence: the same test (a mean that reaches it stays), counted apart from the
     # detector's rejects
-    faces, rejected, dropped = marker.mark_counted([image], min_confidence=max(conf))
+    faces, rejected, dropped = marker.mark([image], min_confidence=max(conf))
     assert dropped == [sum(c < max(conf) for c in conf)] and len(faces[0]) == 1
     assert max(conf) < 0.99  # an untrained model: room above its confidence
-    faces, rejected, dropped = everything.mark_counted([image], min_confidence=max(conf) + 0.01)
+    faces, rejected, dropped = everything.mark([image], min_confidence=max(conf) + 0.01)
     assert rejected == [0] and dropped == [2] and faces == [[]]
-    assert marker.mark_counted([image])[2] == [0]  # None: nothing dropped
+    assert marker.mark([image])[2] == [0]  # None: nothing dropped
     with pytest.raises(UsageError, match="--min-confidence"):
-        marker.mark_counted([image], min_confidence=1.5)
+        marker.mark([image], min_confidence=1.5)
 
 
 def test_low_confidence_flag_is_the_mean_below_the_threshold() -> None:

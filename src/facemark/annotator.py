@@ -819,7 +819,7 @@ def _process(
                 writer = open_writer()
             photos = [photo for _, photo in batch]
             names = [item.image for item, _ in batch]
-            found, rejected, dropped = marker.mark_counted(photos, names, config.min_confidence)
+            found, rejected, dropped = marker.mark(photos, names, config.min_confidence)
             summary.rejected += sum(rejected)
             summary.below_min_confidence += sum(dropped)
             for (item, photo), faces in zip(batch, found, strict=True):

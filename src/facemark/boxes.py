@@ -57,9 +57,12 @@ def pad_multiple(n: int, multiple: int = 32) -> int:
 
 
 def letterbox(
-    image: np.ndarray, size: int, pad_to: tuple[int, int] | None = None
+    image: np.ndarray,
+    size: int,
+    pad_to: tuple[int, int] | None = None,
+    pad_value: int = GREY,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resize so the longer side is ``size`` and pad with grey right and below.
+    """Resize so the longer side is ``size`` and pad with ``pad_value`` right and below.
 
     Returns ``(canvas uint8, M)`` where ``M`` maps image pixels to canvas pixels.  ``pad_to``
     ``(H, W)`` sets the canvas size (at least the resized image); by default the canvas is the
@@ -73,7 +76,7 @@ def letterbox(
         pil = Image.fromarray(image)
         resized = np.asarray(pil.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=3.0))
     ph, pw = pad_to if pad_to is not None else (pad_multiple(nh), pad_multiple(nw))
-    canvas = np.full((max(ph, nh), max(pw, nw), 3), GREY, dtype=np.uint8)
+    canvas = np.full((max(ph, nh), max(pw, nw), 3), pad_value, dtype=np.uint8)
     canvas[:nh, :nw] = resized
     return canvas, resize_matrix(w, h, nw, nh)
 

@@ -24,8 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from facemark import transforms
-from facemark.boxes import map_boxes
 from facemark.confidence import check_minimum, confident, low_confidence
 from facemark.detectors import Detections, Detector, DetectorConfig, load_detector
 from facemark.errors import UsageError
@@ -133,28 +131,22 @@ class FaceMarker:
         return self.mark(images, names)[0]
 
     def mark(
-        self, images: Sequence[Any], names: Sequence[str | None] | None = None
-    ) -> tuple[list[list[Face]], list[int]]:
-        """:meth:`batch`, plus how many detections per image the landmark model rejected.
-
-        A detection is kept as a face only when the landmark model's mean confidence on it
-        reaches the detector config's ``confirm``: the detector alone scores some animals,
-        patterns and skin regions like faces, and the landmark model, which saw only human
-        faces, is a second opinion on them at no extra cost.  Each kept face gets its head
-        pose (a fraction of a millisecond).
-        """
-        faces, rejected, _ = self.mark_counted(images, names)
-        return faces, rejected
-
-    def mark_counted(
         self,
         images: Sequence[Any],
         names: Sequence[str | None] | None = None,
         min_confidence: float | None = None,
     ) -> tuple[list[list[Face]], list[int], list[int]]:
-        """:meth:`mark`, also dropping the faces whose mean point confidence is below
-        ``min_confidence`` (None: none are), before ``max_faces`` is applied: (faces, rejected
-        detections, dropped faces) per image."""
+        """:meth:`batch`, with counts: ``(faces, rejected detections, dropped faces)`` per
+        image.
+
+        A detection is kept as a face only when the landmark model's mean confidence on it
+        reaches the detector config's ``confirm``: the detector alone scores some animals,
+        patterns and skin regions like faces, and the landmark model, which saw only human
+        faces, is a second opinion on them at no extra cost.  Faces whose mean point
+        confidence is below ``min_confidence`` (None: none are) are then dropped, before
+        ``max_faces`` is applied.  Each kept face gets its head pose (a fraction of a
+        millisecond).
+        """
         check_minimum(min_confidence)
         photos = [as_photo(im, self.decode_side) for im in images]
         if names is None:
@@ -192,15 +184,7 @@ class FaceMarker:
         found = self.detector.detect_batch(
             [np.asarray(v) for v, _ in views], names, [photo.size for photo in photos]
         )
-        out = []
-        for d, (_, M) in zip(found, views, strict=True):
-            back = transforms.invert_affine(M)
-            points = None
-            if d.points is not None:
-                points = transforms.apply_affine(d.points.astype(np.float64), back)
-                points = points.astype(np.float32)
-            out.append(Detections(map_boxes(d.boxes, back), d.scores, points))
-        return out
+        return [d.mapped(M) for d, (_, M) in zip(found, views, strict=True)]
 
     def landmarks(
         self, photos: Sequence[Any], boxes: Sequence[np.ndarray]

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from facemark import checkpoint, transforms
-from facemark.boxes import letterbox, letterbox_shape, map_boxes, nms, pad_multiple
+from facemark import checkpoint
+from facemark.boxes import letterbox, letterbox_shape, nms, pad_multiple
 from facemark.detection import DEFAULT_INPUT_SIZE, SIZE_MULTIPLE, STRIDE, build_detector, decode
-from facemark.detectors.base import Detections, Detector, DetectorConfig
+from facemark.detectors.base import Detections, Detector, DetectorConfig, input_tensor
 from facemark.errors import CheckpointError, UsageError
 from facemark.images import as_rgb_array
 
@@ -110,16 +110,12 @@ class FacemarkDetector(Detector):
         results: list[Detections | None] = [None] * len(rgb)
         for shape, members in groups.items():
             boxed = [letterbox(rgb[i], size, pad_to=shape) for i in members]
-            batch = torch.from_numpy(np.stack([c for c, _ in boxed])).to(self.device)
-            x = batch.permute(0, 3, 1, 2).float().div_(255.0)
-            if self.device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            heat, box = self.model(x)
+            heat, box = self.model(input_tensor(np.stack([c for c, _ in boxed]), self.device))
             decoded = decode(
                 heat, box, self.config.threshold, self.stride, score_offset=self.score_offset
             )
             for i, (boxes, scores), (_, M) in zip(members, decoded, boxed, strict=True):
                 keep = nms(boxes, scores)
-                back = map_boxes(boxes[keep], transforms.invert_affine(M))
-                results[i] = Detections(back, scores[keep]).finish(self.config, scales[i])
+                found = Detections(boxes[keep], scores[keep]).mapped(M)
+                results[i] = found.finish(self.config, scales[i])
         return [r if r is not None else Detections.empty() for r in results]

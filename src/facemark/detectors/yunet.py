@@ -53,11 +53,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from facemark import checkpoint as ckpt
-from facemark.boxes import letterbox, letterbox_shape, map_boxes, nms
-from facemark.detectors.base import Detections, Detector, DetectorConfig
+from facemark.boxes import letterbox, nms
+from facemark.detectors.base import Detections, Detector, DetectorConfig, input_tensor
 from facemark.errors import CheckpointError, UsageError
 from facemark.images import as_rgb_array
-from facemark.transforms import apply_affine, invert_affine
 
 TASK = "detector"
 ARCH = "yunet"
@@ -236,10 +235,6 @@ class YuNetNet(nn.Module):
             if isinstance(m, (Stem, PointDepthConv)):
                 m.fuse_bn()
         return self
-
-
-def build_yunet(variant: str = "n") -> YuNetNet:
-    return YuNetNet(variant)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -499,21 +494,12 @@ class YuNetDetector(Detector):
     @staticmethod
     def _canvas(image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         """The image letterboxed to ``size`` on a 0-padded canvas, and its image->canvas map."""
-        canvas, M = letterbox(image, size)
-        nh, nw = letterbox_shape(image.shape[0], image.shape[1], size)
-        canvas[nh:] = PAD_VALUE
-        canvas[:, nw:] = PAD_VALUE
-        return canvas, M
+        return letterbox(image, size, pad_value=PAD_VALUE)
 
     @torch.inference_mode()
     def raw_outputs(self, canvases: np.ndarray) -> tuple[torch.Tensor, ...]:
         """The network's 12 outputs for a ``(B, H, W, 3)`` uint8 RGB batch of canvases."""
-        x = torch.from_numpy(np.ascontiguousarray(canvases)).to(self.device)
-        # (B, 3, H, W) with NHWC memory: on CPU, YuNet's depthwise convs run about twice as
-        # fast from this layout as from NCHW (the module itself stays NCHW there)
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = input_tensor(canvases, self.device)  # NHWC memory; the module stays NCHW on CPU
         return tuple(o.float().cpu() for o in self.net(x))
 
     def detect_batch(
@@ -577,10 +563,7 @@ def _to_image(
     boxes: np.ndarray, raw: np.ndarray, points: np.ndarray, M: np.ndarray, max_face: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Canvas -> image pixels through the inverse of the letterbox map; drop faces too wide."""
-    back = invert_affine(M)
-    boxes = map_boxes(boxes, back)
-    points = apply_affine(points.astype(np.float64), back).astype(np.float32)
+    found = Detections(boxes, raw, points).mapped(M)  # the raw scores ride along unchanged
     if max_face is not None:
-        keep = (boxes[:, 2] - boxes[:, 0]) < max_face
-        boxes, raw, points = boxes[keep], raw[keep], points[keep]
-    return boxes, raw, points
+        found = found.select((found.boxes[:, 2] - found.boxes[:, 0]) < max_face)
+    return found.boxes, found.scores, found.points
