@@ -495,7 +495,8 @@ class Runner:
 class OursRunner(Runner):
     """facemark's detectors through :class:`facemark.FaceMarker` (the annotate path)."""
 
-    def __init__(self, key: str, spec: str, config: Any, landmark_model: str) -> None:
+    def __init__(self, key: str, spec: str, config: Any, landmark_model: Any) -> None:
+        """``landmark_model``: a spec, or a loaded ``Landmarker`` (one shared by every row)."""
         from facemark.detectors import load_detector
         from facemark.pipeline import FaceMarker
 
@@ -706,6 +707,8 @@ def _ms(x: float | None) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     """docs/detector-benchmark.md from the results dict."""
+    from benchmarks.report import table
+
     rows = results["detectors"]
     env = results["environment"]
     lines = [
@@ -743,19 +746,18 @@ def markdown(results: dict[str, Any]) -> str:
             "false. facemark's detectors decode through `Photo` like `facemark annotate`; "
             "dlib and Haar see the full-size pixels.",
             "",
-            "| detector | recall, all faces | recall, required | false positives | duplicates "
-            "| loose boxes |",
-            "| --- | --- | --- | --- | --- | --- |",
         ]
-        for r in rows.values():
-            p = r.get("photos")
-            if p:
-                lines.append(
-                    f"| {r['label']} | {_pct(p['recall_all'])} ({p['found']}/{p['faces']}) "
-                    f"| {_pct(p['recall_required'])} ({p['required_found']}/"
-                    f"{p['required_faces']}) | {p['false_positives']} | {p['duplicates']} "
-                    f"| {p.get('loose', 0)} |"
-                )
+        lines += table(
+            ["detector", "recall, all faces", "recall, required", "false positives",
+             "duplicates", "loose boxes"],
+            [
+                [r["label"], f"{_pct(p['recall_all'])} ({p['found']}/{p['faces']})",
+                 f"{_pct(p['recall_required'])} ({p['required_found']}/{p['required_faces']})",
+                 str(p["false_positives"]), str(p["duplicates"]), str(p.get("loose", 0))]
+                for r in rows.values()
+                if (p := r.get("photos"))
+            ],
+        )  # fmt: skip
         lines += ["", "Missed required faces and false positives:", ""]
         for key, r in rows.items():
             p = r.get("photos")
@@ -784,33 +786,31 @@ def markdown(results: dict[str, Any]) -> str:
             "A face is found when a box contains the centroid of its 68 keypoints "
             "(`evaluate.match_detection`); extra = the other boxes.",
             "",
-            f"| detector | test recall ({frames['test']} frames) | test extra/frame "
-            f"| test frames with extra | val recall ({frames['val']} frames) "
-            "| val extra/frame | val frames with extra |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
+        body = []
         for r in rows.values():
             t, v = r.get("test"), r.get("val")
             if t or v:
-                cells = []
+                cells = [r["label"]]
                 for s in (t, v):
                     cells += (
                         [_pct(s["recall"]), f"{s['extra_per_frame']:.3f}",
                          _pct(s["frames_with_extra"])]
                         if s else ["–"] * 3
                     )  # fmt: skip
-                lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
-        lines.append("")
+                body.append(cells)
+        header = ["detector", f"test recall ({frames['test']} frames)", "test extra/frame",
+                  "test frames with extra", f"val recall ({frames['val']} frames)",
+                  "val extra/frame", "val frames with extra"]  # fmt: skip
+        lines += table(header, body) + [""]
     if any(r.get("archive") for r in rows.values()) or any(
         r.get("face_free") for r in rows.values()
     ):
         lines += [
             "## Archive photos and face-free photos",
             "",
-            "| detector | obamas.jpg (2) | mona_lisa.jpg (1) | FP/image, face-free photos "
-            "| face-free photos with a detection |",
-            "| --- | --- | --- | --- | --- |",
         ]
+        body = []
         for r in rows.values():
             a, f = r.get("archive") or {}, r.get("face_free")
             ff = "–" if not f else f"{f['fp_per_image']:.2f} ({f['images']} images)"
@@ -819,11 +819,13 @@ def markdown(results: dict[str, Any]) -> str:
                 if not f
                 else ", ".join(f"{k} {v}" for k, v in f["by_image"].items() if v) or "none"
             )
-            lines.append(
-                f"| {r['label']} | {a.get('obamas.jpg', '–')} | {a.get('mona_lisa.jpg', '–')} "
-                f"| {ff} | {where} |"
-            )
-        lines.append("")
+            body.append(
+                [r["label"], str(a.get("obamas.jpg", "–")), str(a.get("mona_lisa.jpg", "–")),
+                 ff, where]
+            )  # fmt: skip
+        header = ["detector", "obamas.jpg (2)", "mona_lisa.jpg (1)",
+                  "FP/image, face-free photos", "face-free photos with a detection"]  # fmt: skip
+        lines += table(header, body) + [""]
     speed = results.get("speed")
     if speed:
         heads = [f"{s['label']}" for s in speed["images"].values()]
@@ -833,18 +835,13 @@ def markdown(results: dict[str, Any]) -> str:
             f"ms per `detect` call on a decoded RGB array (median); images: `{speed['source']}`"
             " resized with Pillow (Lanczos), the largest as it is.",
             "",
-            "| detector | " + " | ".join(heads) + " |",
-            "|" + " --- |" * (len(heads) + 1),
         ]
-        for r in rows.values():
-            s = r.get("speed")
-            if s:
-                lines.append(
-                    f"| {r['label']} | "
-                    + " | ".join(_ms(s.get(k, {}).get("median")) for k in speed["images"])
-                    + " |"
-                )
-        lines.append("")
+        body = [
+            [r["label"]] + [_ms(s.get(k, {}).get("median")) for k in speed["images"]]
+            for r in rows.values()
+            if (s := r.get("speed"))
+        ]
+        lines += table(["detector"] + heads, body) + [""]
     pipe = results.get("pipeline")
     if pipe:
         lines += [
@@ -855,28 +852,21 @@ def markdown(results: dict[str, Any]) -> str:
             "which decodes the JPEG at reduced size for detection; dlib: full decode, HOG, "
             "shape predictor per face.",
             "",
-            f"| pipeline | ms per photo | faces returned | labelled faces found (of "
-            f"{pipe['faces_labelled']}) |",
-            "| --- | --- | --- | --- |",
         ]
+        body = []
         for r in rows.values():
             p = r.get("pipeline")
             if p:
                 name = r["label"] + (" + 68-point predictor" if r["key"] == "dlib_hog" else "")
                 if r["key"] != "dlib_hog":
                     name += " + facemark landmarks"
-                lines.append(f"| {name} | {_ms(p['ms'])} | {p['faces']} | {p.get('found', '–')} |")
-        lines.append("")
+                body.append([name, _ms(p["ms"]), str(p["faces"]), str(p.get("found", "–"))])
+        header = ["pipeline", "ms per photo", "faces returned",
+                  f"labelled faces found (of {pipe['faces_labelled']})"]  # fmt: skip
+        lines += table(header, body) + [""]
     if results.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
     return "\n".join(lines)
-
-
-def _load() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
 
 
 def environment(dlib_versions: dict[str, str] | None, helper: Helper | None) -> dict[str, Any]:
@@ -892,10 +882,9 @@ def environment(dlib_versions: dict[str, str] | None, helper: Helper | None) -> 
     if dlib_versions:
         versions["dlib"] = dlib_versions.get("dlib")
         versions["face_recognition_models"] = dlib_versions.get("face_recognition_models")
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
         "cpu": report.cpu_name(),
-        "cores": affinity or os.cpu_count(),
+        "cores": report.cores_visible(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "versions": versions,
@@ -959,11 +948,14 @@ def main(argv: list[str] | None = None) -> int:
         return worker(Path(args_list[1]))
     args = parse_args(args_list)
     started = time.perf_counter()
-    load_start = _load()
+
+    from benchmarks import report
+
+    load_start = report.load_average()
 
     import torch
 
-    from facemark import dataset
+    from facemark import dataset, hub
     from facemark.detectors import DetectorConfig
 
     torch.set_num_threads(args.threads)
@@ -978,14 +970,15 @@ def main(argv: list[str] | None = None) -> int:
     # --- detectors
     runners: list[Runner] = []
     sizes = [int(s) for s in args.input_sizes.split(",") if s.strip()] or [None]
-    for key in OURS:
-        if key in skip:
-            continue
+    ours = [key for key in OURS if key not in skip]
+    # the landmark model is loaded once and shared by every facemark row
+    landmarker = hub.load_model(args.landmark_model, "cpu") if ours else None
+    for key in ours:
         spec = args.model if key == "facemark" else key
         for size in sizes:
             config = DetectorConfig(threshold=args.threshold, min_face=args.min_face, det_size=size)
             runners.append(OursRunner(key if size is None else f"{key}@{size}", spec, config,
-                                      args.landmark_model))  # fmt: skip
+                                      landmarker))  # fmt: skip
     dlib_versions = None
     if not ({"dlib", "dlib_hog"} & skip):
         from benchmarks import dlib_runner
@@ -1157,7 +1150,7 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"pipeline skipped: {args.pipeline_photo} not in {args.photos}")
 
     results["environment"] = environment(dlib_versions, helper)
-    results["environment"].update(load_start=load_start, load_end=_load())
+    results["environment"].update(load_start=load_start, load_end=report.load_average())
     if "haar" in rows:
         notes.append(f"OpenCV Haar ran {helper.where('cv2')}")
     if results.get("face_free"):

@@ -51,7 +51,6 @@ import contextlib
 import copy
 import datetime
 import importlib.util
-import os
 import platform
 import statistics
 import sys
@@ -351,20 +350,12 @@ def time_variants(
 # --------------------------------------------------------------------------- report
 
 
-def load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):
-        return None
-
-
 def environment(threads: int) -> dict[str, Any]:
     import torch
 
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
         "cpu": report.cpu_name(),
-        "cores": affinity or os.cpu_count(),
+        "cores": report.cores_visible(),
         "platform": platform.platform(),
         "torch_threads": threads,
         "torch_interop_threads": torch.get_num_interop_threads(),
@@ -494,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from facemark import evaluate, models
 
-    started, load_start = time.perf_counter(), load_average()
+    started, load_start = time.perf_counter(), report.load_average()
     torch.set_num_threads(args.threads)
     if "x86" in torch.backends.quantized.supported_engines:
         torch.backends.quantized.engine = "x86"  # fbgemm + oneDNN, what the qconfig targets
@@ -557,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results["notes"] = findings(results)
     results["environment"] = environment(args.threads)
-    results["environment"].update(load_start=load_start, load_end=load_average())
+    results["environment"].update(load_start=load_start, load_end=report.load_average())
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     report.write_outputs(results, args.out_json, args.out, markdown, log)
     return 0

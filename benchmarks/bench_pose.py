@@ -202,7 +202,7 @@ def frames_check() -> dict:
     pitch = np.array([p.pitch for p in poses])
     roll = np.array([p.roll for p in poses])
     err = np.array([p.error for p in poses])
-    eyes = np.linalg.norm(kps[:, 45] - kps[:, 36], axis=1)
+    eyes = metrics.interocular(kps)
     proxy = (kps[:, 30, 0] - (kps[:, 36, 0] + kps[:, 45, 0]) / 2) / eyes
     order = np.argsort(proxy)
     bins = []

@@ -31,11 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
 from facemark import video
+from facemark.images import load_image
+from facemark.metrics import interocular
 from facemark.pipeline import FaceMarker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ SIZE = (640, 480)
 
 def fit(path: Path, size: tuple[int, int] = SIZE, pad: int = 0) -> np.ndarray:
     """The photo scaled into ``size`` (aspect kept) on a grey canvas ``pad`` px wider."""
-    im = Image.open(path).convert("RGB")
+    im = Image.fromarray(load_image(path))
     scale = min(size[0] / im.width, size[1] / im.height)
     im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
     canvas = Image.new("RGB", (size[0] + pad, size[1]), (128, 128, 128))
@@ -53,10 +54,20 @@ def fit(path: Path, size: tuple[int, int] = SIZE, pad: int = 0) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def encode(path: Path, frames: list[np.ndarray], fps: int = FPS) -> Path:
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
+def codec() -> str:
+    """H.264 when this PyAV's FFmpeg has libx264, else MPEG-4."""
+    import av
+
+    return "libx264" if "libx264" in av.codecs_available else "mpeg4"
+
+
+def encode(path: Path, frames: list[np.ndarray], fps: int = FPS, **options: str) -> Path:
+    """An H.264 (or MPEG-4) clip of ``frames`` (RGB arrays, even sizes); ``options`` go to
+    the container (``av.open``).  tests/test_video.py makes its clips with this too."""
+    import av
+
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream(codec(), rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
         for image in frames:
@@ -83,7 +94,7 @@ def points(records: list[dict]) -> np.ndarray:
 
 def jitter(kps: np.ndarray) -> dict[str, float]:
     motion = np.linalg.norm(np.diff(kps, axis=0), axis=-1)  # (frames-1, 68)
-    eyes = np.linalg.norm(kps[:, 36] - kps[:, 45], axis=-1).mean()
+    eyes = interocular(kps).mean()
     return {
         "median_px": round(float(np.median(motion)), 4),
         "p95_px": round(float(np.percentile(motion, 95)), 4),
@@ -101,9 +112,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "video.json")
     args = parser.parse_args()
     marker = FaceMarker()
-    results: dict[str, object] = {
-        "codec": "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    }
+    results: dict[str, object] = {"codec": codec()}
     defaults = video.VideoConfig()
     results["smoothing"] = {
         "min_cutoff": defaults.smooth_min_cutoff,

@@ -6,7 +6,7 @@ saved ``benchmarks/results/*.json`` without measuring again::
     python -m benchmarks.report benchmarks/results/benchmarks.json docs/benchmarks.md
 
 Also the small pieces the other benchmarks (bench_detector, bench_landmarks) share: writing
-their record and page, and the machine's description.
+their record and page, markdown tables, and the machine's description (CPU, cores, load).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import platform
 import sys
 from collections.abc import Callable, Iterable
@@ -127,7 +128,8 @@ def duration(seconds: Any) -> str:
 # --------------------------------------------------------------------------- markdown
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table: the header row, its ``| --- |`` row, then one line per row."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -155,7 +157,7 @@ def accuracy_section(results: dict) -> list[str]:
         if rows:
             n = results.get("data", {}).get(split, "?")
             lines += [f"### {title} ({n} frames)", ""]
-            lines += _table(
+            lines += table(
                 ["model", "boxes", "frames", "NME_io", "FR@0.10", "AUC@0.10", "missed faces"], rows
             )
             lines.append("")
@@ -164,7 +166,7 @@ def accuracy_section(results: dict) -> list[str]:
     if regions:
         names = list(regions[0][1]["regions"])
         lines += ["NME_io by facial region (test frames, ground-truth boxes):", ""]
-        lines += _table(
+        lines += table(
             ["model"] + names,
             [[LABELS[m]] + [pct(r["regions"][k]) for k in names] for m, r in regions],
         )
@@ -193,7 +195,7 @@ def speed_table(timed: dict[str, dict]) -> list[str]:
                 cell += f" ({r:.2f}×)"
             row.append(cell)
         rows.append(row)
-    return _table(["model", "threads"] + [c[0] for c in SPEED_COLUMNS], rows)
+    return table(["model", "threads"] + [c[0] for c in SPEED_COLUMNS], rows)
 
 
 def speed_section(results: dict) -> list[str]:
@@ -260,7 +262,7 @@ def training_section(results: dict) -> list[str]:
     ]
     return (
         lines
-        + _table(
+        + table(
             [
                 "model",
                 "arch",
@@ -452,6 +454,20 @@ def write_outputs(
     md_path.write_text(text)
     print(text)
     log(f"wrote {json_path} and {md_path}")
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, rounded to 2 decimals (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def cores_visible() -> int | None:
+    """The cores this process may run on (its CPU affinity), else all the machine's."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return affinity or os.cpu_count()
 
 
 def cpu_name() -> str:

@@ -7,6 +7,7 @@ detections use a photo of the shared photo set beside the checkout and skip with
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import sys
 from fractions import Fraction
@@ -25,22 +26,15 @@ from facemark.cli import app  # noqa: E402
 from facemark.confidence import LOW_CONFIDENCE  # noqa: E402
 from facemark.errors import DataError, UsageError  # noqa: E402
 
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+from benchmarks import bench_video  # noqa: E402
 
-def encode(path: Path, frames: list[np.ndarray], fps: int = 10, **options: str) -> Path:
-    """An H.264 (or MPEG-4) clip of ``frames`` (RGB arrays, even sizes)."""
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+PHOTOS = ROOT.parent / "shared" / "photos"
+#: An H.264 (or MPEG-4) clip of RGB frames (even sizes), at 10 frames/s here.
+encode = functools.partial(bench_video.encode, fps=10)
 
 
 def photo(name: str, size: tuple[int, int] = (320, 240)) -> np.ndarray:

@@ -12,7 +12,6 @@ changed, the published WIDER FACE figures and the calibrated raw score threshold
 from __future__ import annotations
 
 import argparse
-import hashlib
 import re
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 
 from facemark.checkpoint import save_checkpoint
 from facemark.detectors.yunet import ARCH, DEFAULT_SCORE_THRESHOLD, TASK, VARIANTS, YuNetNet
+from facemark.files import sha256_file
 
 SOURCE_REPO = "https://github.com/ShiqiYu/libfacedetection.train"
 SOURCE_COMMIT = "0047ac24afb1a50a0c6105001c89d1b5b805dbf1"
@@ -75,14 +75,6 @@ def _rename(key: str) -> str:
 def rename_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The authors' parameter names -> facemark's (``KeyError`` on anything unexpected)."""
     return {_rename(k): v for k, v in state_dict.items()}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def convert(
