@@ -174,12 +174,24 @@ def test_pts_bad_items_are_counted_and_skipped(tmp_path: Path, caplog) -> None:
     reasons = {s.name: s.reason for s in faces.skipped}
     assert reasons["short.pts"] == "67 points instead of 68"
     assert reasons["nan.pts"] == "missing or NaN keypoints"
-    assert reasons["far.jpg"] == "keypoints outside the image"
+    assert reasons["far.jpg"] == "most keypoints outside the image"
     assert reasons["orphan.pts"] == ".pts without its image"
     assert reasons["unlabelled.jpg"] == "image without .pts"
     assert reasons["broken.pts"] == "malformed .pts"
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "skipped 6 item(s)" in warnings[0].getMessage()
+
+
+def test_pts_face_cut_by_the_border_is_kept(tmp_path: Path) -> None:
+    """300-W labels faces cut by the frame with points beyond it: the crop pads them."""
+    image, kps = _face(3)
+    cut = kps.copy()
+    cut[:8, 0] = -6.0  # the left jaw beyond the photo's border
+    image.save(tmp_path / "cut.jpg")
+    write_pts(tmp_path / "cut.pts", cut)
+    faces = labelsets.load_faces(tmp_path)
+    assert faces.names == ["cut.jpg"]
+    np.testing.assert_allclose(faces.keypoints[0, :8, 0], -6.0, atol=0.01)
 
 
 def test_annotate_style_pts_names_for_several_faces(tmp_path: Path) -> None:
@@ -411,3 +423,50 @@ def test_annotate_output_trains_on_the_photos_not_the_drawn_copies(
     assert "jsonl and pts" in caplog.text
     assert len(faces) == 1
     np.testing.assert_array_equal(faces.images[0], np.asarray(image.convert("RGB")))
+
+
+# --------------------------------------------------------------------------- several sources
+
+
+def test_two_sources_train_together_with_per_source_validation(tmp_path: Path) -> None:
+    """train --data A --data B: each source split on its own (300-W photos by photo id),
+    drawn by --data-weight, validated per source in the epoch table and metrics.jsonl."""
+    root = install_synthetic_dataset(tmp_path / "u", n_train=24, n_test=4, size=SIZE)
+    wild = tmp_path / "wild"
+    wild.mkdir()
+    for photo in range(6):  # two faces per photo, named as 300-W names them
+        for face in (1, 2):
+            image, kps = _face(100 + 2 * photo + face)
+            image.save(wild / f"{photo}_{face}.jpg", quality=95)
+            write_pts(wild / f"{photo}_{face}.pts", kps)
+    sources = labelsets.training_sources(
+        [str(root), str(wild)], val_fraction=0.34, seed=0, val_by="photo"
+    )
+    assert [s.name for s in sources] == ["udacity", "wild"]
+    val_photos = {labelsets.photo_key(n) for n in sources[1].val.names}
+    train_photos = {labelsets.photo_key(n) for n in sources[1].train.names}
+    assert val_photos and not val_photos & train_photos  # a photo's faces stay together
+    assert len(sources[1].val) == 2 * len(val_photos)
+    weights = labelsets.source_weights(sources, [1.0, 3.0])
+    n_u = len(sources[0].train)
+    assert weights[:n_u].sum() == pytest.approx(0.25) and weights[n_u:].sum() == pytest.approx(0.75)
+
+    args = ["train", "--data", str(root), "--data", str(wild), "--data-weight", "1"]
+    args += ["--data-weight", "3", "--val-by", "photo", "--val-fraction", "0.34", "--epochs", "1"]
+    args += ["--batch-size", "4", "--img-size", "64", "--workers", "0", "--device", "cpu"]
+    args += ["--name", "mix", "--no-amp"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "udacity" in result.output and "wild" in result.output
+    run = paths.runs_dir() / "mix"
+    config = json.loads((run / "config.json").read_text())
+    assert config["data_root"] == [str(root), str(wild)] and config["data_weights"] == [1.0, 3.0]
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    per_source = [row["val"]["nme_io@udacity"], row["val"]["nme_io@wild"]]
+    assert row["val"]["nme_io"] == pytest.approx(np.mean(per_source))
+    fingerprint = load_checkpoint(run / "best.pt")["dataset_fingerprint"]
+    assert fingerprint == labelsets.training_fingerprint([str(root), str(wild)])
+    assert fingerprint not in (labelsets.fingerprint(root), labelsets.fingerprint(wild))
+
+    bad = CliRunner().invoke(app, [*args[:7], "--epochs", "1", "--name", "bad"])
+    assert bad.exit_code == 2 and "1 weight(s) for 2 --data source(s)" in bad.stderr

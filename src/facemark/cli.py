@@ -376,7 +376,10 @@ def train_cmd(
         0.1, "--val-fraction", help="Share of persons held out for validation."
     ),
     val_by: str = typer.Option(
-        "identity", "--val-by", help="Hold out whole persons (identity) or single frames."
+        "identity",
+        "--val-by",
+        help="Hold out whole persons (identity), whole photos (photo: the name before a "
+        "trailing _N, as 300-W numbers the faces of one photo) or single frames.",
     ),
     gpu: bool = typer.Option(False, "--gpu", help="Train on CUDA (an error if no GPU is usable)."),
     device: str = typer.Option(
@@ -400,12 +403,21 @@ def train_cmd(
     task: str = typer.Option(
         TASKS[0], "--task", help="landmarks, or detector (the face detector)."
     ),
-    data: str | None = typer.Option(
+    data: list[str] | None = typer.Option(
         None,
         "--data",
         metavar="PATH",
         help="Training data (default: the installed dataset): a dataset root, a folder of "
-        "images with .pts files, annotations.jsonl, a COCO keypoints JSON or a CSV.",
+        "images with .pts files, annotations.jsonl, a COCO keypoints JSON or a CSV. "
+        "Repeat to train on several sources at once, each split for validation on its own.",
+    ),
+    data_weight: list[float] | None = typer.Option(
+        None,
+        "--data-weight",
+        metavar="W",
+        show_default="in proportion to their sizes",
+        help="Each --data source's share of a training epoch, one per --data, relative "
+        "(e.g. --data-weight 1 --data-weight 1 for half and half).",
     ),
     val_data: str | None = typer.Option(
         None,
@@ -461,10 +473,13 @@ def train_cmd(
         if device not in ("auto", "cuda") and not device.startswith("cuda:"):
             raise UsageError(f"--gpu contradicts --device {device}")
         device = "cuda" if device == "auto" else device
-    if task != TASKS[0] and (val_data is not None or not is_udacity(data)):
+    sources = list(data or [])
+    if task != TASKS[0] and (
+        val_data is not None or len(sources) > 1 or not is_udacity(sources[0] if sources else None)
+    ):
         raise UsageError(
             f"--task {task} trains on a dataset root only (the installed one or --data ROOT); "
-            "--data in other formats and --val-data are for landmarks"
+            "--data in other formats, several --data and --val-data are for landmarks"
         )
     cfg = TrainConfig(
         task=task,
@@ -483,7 +498,8 @@ def train_cmd(
         resume=resume,
         name=name,
         max_minutes=max_minutes,
-        data_root=data,
+        data_root=(sources[0] if len(sources) == 1 else sources) or None,
+        data_weights=list(data_weight) if data_weight else None,
         val_data=val_data,
         hflip=hflip,
         init=init,
@@ -895,8 +911,13 @@ def export_cmd(
         show_default=False,
     ),
     out: str = typer.Option(
-        ..., "--out", "-o", help="File to write (its folder must exist).", show_default=False
+        ...,
+        "--out",
+        "-o",
+        help="File to write: .onnx, or .pt for torchscript and int8 (a missing folder is made).",
+        show_default=False,
     ),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     task: str | None = typer.Option(
         None,
         "--task",
@@ -974,6 +995,7 @@ def export_cmd(
             seed=CALIB_SEED if seed is None else seed,
             root=data,
             check=check,
+            force=force,
         )
         console.print(export.int8_table(made))
         for line in export.int8_notes(made):
@@ -982,7 +1004,7 @@ def export_cmd(
     if calib is not None or seed is not None or data is not None:
         raise UsageError("--calib, --seed and --data are for --format int8")
     result = export.export_model(
-        model, fmt, out, task=task, raw=raw, opset=opset, dynamo=dynamo, check=check
+        model, fmt, out, task=task, raw=raw, opset=opset, dynamo=dynamo, check=check, force=force
     )
     console.print(export.results_table(result))
     for line in export.result_notes(result):

@@ -41,7 +41,10 @@ TEST_CSV = "test_frames_keypoints.csv"
 TRAIN_DIR = "training"
 TEST_DIR = "test"
 SPLITS = ("train", "val", "trainval", "test")
-VAL_BY = ("identity", "frame")
+#: How a validation split groups faces: by person (Udacity names), by photo (the name before a
+#: trailing ``_N``, as 300-W numbers the faces of one photo; for Udacity frames the same as
+#: the person) or by single frame/file.
+VAL_BY = ("identity", "photo", "frame")
 
 _FRAME_SUFFIX = re.compile(r"_\d+$")
 
@@ -191,6 +194,17 @@ def points_inside(kps: np.ndarray, height: int, width: int) -> bool:
     )
 
 
+def points_usable(kps: np.ndarray, height: int, width: int) -> bool:
+    """At least half of the points on the image, so the crop holds most of the face.
+
+    300-W labels faces cut by the photo's border with points beyond it; the crop pads those
+    with black, so such hard cases train (and validate) instead of being dropped.
+    """
+    x, y = kps[:, 0], kps[:, 1]
+    on = (x >= -0.5) & (y >= -0.5) & (x < width - 0.5) & (y < height - 0.5)
+    return bool(on.mean() >= 0.5)
+
+
 def report_skipped(source: str, skipped: Sequence[SkippedRow], what: str = "row(s)") -> None:
     """One warning line: how many rows (or items) were skipped, with a count per reason."""
     if not skipped:
@@ -288,7 +302,7 @@ def split_indices(
         raise UsageError(f"val_by must be one of {', '.join(VAL_BY)}, not {val_by!r}")
     if not 0.0 <= val_fraction < 1.0:
         raise UsageError(f"val_fraction must be in [0, 1), not {val_fraction}")
-    keys = [identity_of(n) if val_by == "identity" else n for n in names]
+    keys = [identity_of(n) if val_by in ("identity", "photo") else n for n in names]
     unique = sorted(set(keys), key=lambda k: _hash_key(seed, k))
     n_val = int(round(val_fraction * len(unique)))
     if val_fraction > 0 and len(unique) > 1:

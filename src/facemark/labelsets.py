@@ -509,8 +509,8 @@ def faces_from_labels(
     for label, image in zip(chosen, decoded, strict=True):
         if image is None:
             skipped.append(SkippedRow(label.name, _unreadable(label.image)))
-        elif not dataset.points_inside(label.keypoints, image.shape[0], image.shape[1]):
-            skipped.append(SkippedRow(label.name, "keypoints outside the image"))
+        elif not dataset.points_usable(label.keypoints, image.shape[0], image.shape[1]):
+            skipped.append(SkippedRow(label.name, "most keypoints outside the image"))
         else:
             names.append(label.name)
             pixels.append(image)
@@ -535,9 +535,20 @@ def file_keys(faces: FaceSet) -> list[str]:
     return [name.split("#", 1)[0] for name in faces.names]
 
 
-def split_faces(faces: FaceSet, val_fraction: float, seed: int) -> tuple[FaceSet, FaceSet]:
-    """(train, val) of ``faces``, split by image file with :func:`dataset.split_indices`."""
-    keys = file_keys(faces)
+def photo_key(name: str) -> str:
+    """The photo a face comes from: its file without a trailing ``_N`` face number
+    (300-W's ``111076519_2.jpg`` is face 2 of photo ``111076519``)."""
+    file = name.split("#", 1)[0]
+    path = Path(file)
+    return (path.parent / dataset.identity_of(path.name)).as_posix()
+
+
+def split_faces(
+    faces: FaceSet, val_fraction: float, seed: int, val_by: str = "frame"
+) -> tuple[FaceSet, FaceSet]:
+    """(train, val) of ``faces``, split with :func:`dataset.split_indices` by image file, or
+    by photo (:func:`photo_key`) with ``val_by="photo"``."""
+    keys = [photo_key(n) for n in faces.names] if val_by == "photo" else file_keys(faces)
     unique = sorted(set(keys))
     _, val_files = dataset.split_indices(unique, val_fraction, seed, val_by="frame")
     val_set = {unique[i] for i in val_files}
@@ -558,9 +569,10 @@ def training_sets(
     """(train, val) faces of a training run.
 
     ``data`` None or a Udacity root: its identity (or frame) split, exactly as
-    :func:`dataset.load_split`.  Any other format: split by image file with the run's seed
-    and ``val_fraction``.  With ``val_data`` all of ``data`` trains and ``val_data`` validates
-    (a Udacity root as ``val_data`` gives its test frames).
+    :func:`dataset.load_split`.  Any other format: split by image file (by photo with
+    ``val_by="photo"``) with the run's seed and ``val_fraction``.  With ``val_data`` all of
+    ``data`` trains and ``val_data`` validates (a Udacity root as ``val_data`` gives its test
+    frames).
     """
     udacity = is_udacity(data)
     if val_data is not None:
@@ -577,10 +589,121 @@ def training_sets(
             dataset.load_split("val", progress=progress, **split),
         )
     faces = load_faces(data, progress=progress)  # type: ignore[arg-type]
-    train, val = split_faces(faces, val_fraction, seed)
+    train, val = split_faces(faces, val_fraction, seed, val_by)
     if not len(train):
         raise DataError(f"{data}: no training faces are left after holding out val")
     return train, val
+
+
+@dataclass
+class Source:
+    """One labelled source of a training run: its short name and its two splits."""
+
+    name: str
+    train: FaceSet
+    val: FaceSet
+
+
+def as_sources(data: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str | None]:
+    """``--data`` as a list: one source (None = the installed dataset) or several."""
+    if data is None or isinstance(data, str | os.PathLike):
+        return [None if data is None else os.fspath(data)]
+    items = [os.fspath(d) for d in data]
+    return items or [None]
+
+
+def source_names(data: Sequence[str | None]) -> list[str]:
+    """Short, unique names for the sources of a run (``udacity``, a folder's name, ...), as
+    the epoch table, the run record and ``evaluate`` label them."""
+    names = []
+    for item in data:
+        if item is None or is_udacity(item):
+            base = "udacity"
+        else:
+            path = Path(item).expanduser()
+            base = path.name if path.is_dir() else path.stem
+            base = base or "data"
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
+
+
+def training_sources(
+    data: str | os.PathLike | Sequence[str | os.PathLike] | None,
+    val_data: str | os.PathLike | None = None,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    val_by: str = "identity",
+    progress: bool = False,
+) -> list[Source]:
+    """Each ``--data`` source with its own (train, val) split, by :func:`training_sets`.
+
+    Each source is split on its own (a Udacity root by person, others by file or photo), so
+    no person or photo straddles train and val.  With ``val_data`` every source trains in
+    full and ``val_data`` is the one validation source.
+    """
+    items = as_sources(data)
+    names = source_names(items)
+    if len(items) == 1:
+        train, val = training_sets(
+            items[0],
+            val_data,
+            val_fraction=val_fraction,
+            seed=seed,
+            val_by=val_by,
+            progress=progress,
+        )
+        return [Source(names[0], train, val)]
+    split = {"val_fraction": val_fraction, "seed": seed, "val_by": val_by, "progress": progress}
+    sources = []
+    for name, item in zip(names, items, strict=True):
+        if val_data is None:
+            train, val = training_sets(item, **split)
+        else:
+            train, val = training_sets(item, val_fraction=0.0, seed=seed, progress=progress)
+        sources.append(Source(name, train, val))
+    if val_data is not None:
+        sources.append(
+            Source(
+                source_names([os.fspath(val_data)])[0],
+                sources[0].train.subset([]),
+                load_faces(val_data, split="test", progress=progress),
+            )
+        )
+    return sources
+
+
+def source_weights(sources: Sequence[Source], shares: Sequence[float] | None) -> np.ndarray | None:
+    """Per-training-face draw weights that give each source ``shares[k]`` of an epoch
+    (normalised), or None (plain shuffling: each source in proportion to its size)."""
+    if not shares:
+        return None
+    if len(shares) != len([s for s in sources if len(s.train)]):
+        raise UsageError(
+            f"--data-weight: {len(shares)} weight(s) for {len(sources)} --data source(s); "
+            "give one per source"
+        )
+    if any(not np.isfinite(w) or w < 0 for w in shares) or not sum(shares) > 0:
+        raise UsageError("--data-weight: weights must be >= 0 and not all 0")
+    total = float(sum(shares))
+    parts = [
+        np.full(len(s.train), w / total / len(s.train))
+        for s, w in zip(sources, shares, strict=False)
+    ]
+    weights = np.concatenate(parts)
+    return weights / weights.sum()
+
+
+def concat_faces(sets: Sequence[FaceSet], prefixes: Sequence[str]) -> FaceSet:
+    """One FaceSet of several; names become ``prefix/name`` so they stay unique."""
+    names = [f"{p}/{n}" for fs, p in zip(sets, prefixes, strict=True) for n in fs.names]
+    images = [im for fs in sets for im in fs.images]
+    kps = [fs.keypoints for fs in sets if len(fs)]
+    arr = np.concatenate(kps) if kps else np.zeros((0, NUM_POINTS, 2), np.float32)
+    return FaceSet(names, images, arr)
 
 
 # --------------------------------------------------------------------------- fingerprints
@@ -616,10 +739,17 @@ def fingerprint(path: str | os.PathLike | None) -> str:
 
 
 def training_fingerprint(
-    data: str | os.PathLike | None, val_data: str | os.PathLike | None = None
+    data: str | os.PathLike | Sequence[str | os.PathLike] | None,
+    val_data: str | os.PathLike | None = None,
 ) -> str:
-    """The fingerprint a run records: of ``data``, and of ``val_data`` when there is one."""
-    own = fingerprint(data)
+    """The fingerprint a run records: of ``data`` (each source, in order), and of
+    ``val_data`` when there is one."""
+    items = as_sources(data)
+    if len(items) == 1:
+        own = fingerprint(items[0])
+    else:
+        parts = "\0".join(fingerprint(item) for item in items)
+        own = hashlib.sha256(f"sources:{parts}".encode()).hexdigest()
     if val_data is None:
         return own
     return hashlib.sha256(f"train:{own}\0val:{fingerprint(val_data)}".encode()).hexdigest()

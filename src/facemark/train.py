@@ -86,8 +86,12 @@ class TrainConfig:
     name: str | None = None
     max_minutes: float | None = None
     #: training data (``--data``): a Udacity-style root (None = paths.dataset_dir()), a folder
-    #: of images with .pts files, an annotations.jsonl or a COCO JSON (see labelsets.py)
-    data_root: str | None = None
+    #: of images with .pts files, an annotations.jsonl or a COCO JSON (see labelsets.py);
+    #: several sources (``--data A --data B``) as a list, each split for validation on its own
+    data_root: str | list[str] | None = None
+    #: each source's share of a training epoch (``--data-weight``, one per source, relative);
+    #: None = in proportion to their sizes
+    data_weights: list[float] | None = None
     #: validation data (``--val-data``), any format of ``data_root``; None = split data_root
     val_data: str | None = None
     #: probability of a horizontal mirror in landmark augmentation; None = the task default
@@ -164,6 +168,21 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
         from facemark.transforms import AugmentConfig
 
         AugmentConfig.with_overrides(out.augment)
+    if out.data_weights:
+        n_sources = len(out.data_root) if isinstance(out.data_root, list) else 1
+        _require(
+            len(out.data_weights) == n_sources,
+            f"--data-weight: {len(out.data_weights)} weight(s) for {n_sources} --data source(s);"
+            " give one per source",
+        )
+        _require(
+            all(w >= 0 for w in out.data_weights) and sum(out.data_weights) > 0,
+            "--data-weight: weights must be >= 0 and not all 0",
+        )
+        _require(
+            out.task == "landmarks",
+            f"--data-weight applies to landmark training, not --task {out.task}",
+        )
     _require(0 <= out.val_fraction < 1, f"--val-fraction must be in [0, 1), got {out.val_fraction}")
     _require(out.workers is None or out.workers >= 0, f"--workers must be >= 0, got {out.workers}")
     _require(
@@ -918,6 +937,13 @@ class _Trainer:
     def _print_epoch(self, row: dict[str, Any], improved: bool) -> None:
         name = self.task.metric_name
         val = format_metric(name, row["val"].get(name)) if row["val"] else "-"
+        by_source = "".join(
+            f" {key.split('@', 1)[1]} {format_metric(name, value)}"
+            for key, value in row["val"].items()
+            if key.startswith(f"{name}@")
+        )
+        if by_source:
+            val += f" ({by_source.strip()})"
         best = " [green]best[/]" if improved else ""
         self.console.print(
             f"epoch {row['epoch']:>3}/{self.cfg.epochs}  loss {row['train_loss']:.4f}  "

@@ -38,8 +38,9 @@ class LandmarkTask:
         return models.build_landmark_model(models.parse_arch(cfg.arch)[0], **self.arch_kwargs(cfg))
 
     def datasets(self, cfg: TrainConfig) -> tuple[Dataset, Dataset]:
-        # A Udacity root splits by identity as always; other formats by image file.
-        train_faces, val_faces = labelsets.training_sets(
+        # Each --data source is split on its own: a Udacity root by identity as always,
+        # other formats by image file (or by photo with --val-by photo).
+        sources = labelsets.training_sources(
             cfg.data_root,
             cfg.val_data,
             val_fraction=cfg.val_fraction,
@@ -47,16 +48,29 @@ class LandmarkTask:
             val_by=cfg.val_by,
             progress=True,
         )
-        return (
-            dataset.LandmarkDataset(
-                train_faces,
-                cfg.img_size,
-                augment=True,
-                seed=cfg.seed,
-                config=self.augment_config(cfg),
-            ),
-            dataset.LandmarkDataset(val_faces, cfg.img_size, augment=False, seed=cfg.seed),
+        names = [s.name for s in sources]
+        train = dataset.LandmarkDataset(
+            labelsets.concat_faces([s.train for s in sources], names)
+            if len(sources) > 1
+            else sources[0].train,
+            cfg.img_size,
+            augment=True,
+            seed=cfg.seed,
+            config=self.augment_config(cfg),
         )
+        val = dataset.LandmarkDataset(
+            labelsets.concat_faces([s.val for s in sources], names)
+            if len(sources) > 1
+            else sources[0].val,
+            cfg.img_size,
+            augment=False,
+            seed=cfg.seed,
+        )
+        train.sources = _source_index([len(s.train) for s in sources])
+        val.sources = _source_index([len(s.val) for s in sources])
+        train.source_names = val.source_names = names
+        train.source_weights = labelsets.source_weights(sources, cfg.data_weights)
+        return train, val
 
     def augment_config(self, cfg: TrainConfig) -> Any:
         aug = transforms.AugmentConfig.with_overrides(cfg.augment)
@@ -65,11 +79,20 @@ class LandmarkTask:
         return aug
 
     def sample_weights(self, cfg: TrainConfig, train_ds: Any) -> np.ndarray | None:
-        """Pose-balanced sampling (``--balance``): turned faces are rare in the training
-        videos, so each face is drawn with weight ``(share of its yaw bin) ** -balance``."""
+        """Per-face draw weights: each source's share of an epoch (``--data-weight``) times
+        pose balance (``--balance``: turned faces are rare in the training videos, so each
+        face is drawn with weight ``(share of its yaw bin) ** -balance`` within its source)."""
+        by_source = getattr(train_ds, "source_weights", None)
         if not cfg.balance:
-            return None
-        return balance_weights(metrics.yaw_proxy(train_ds.faces.keypoints), cfg.balance)
+            return by_source
+        sources = getattr(train_ds, "sources", np.zeros(len(train_ds), np.int64))
+        yaw = metrics.yaw_proxy(train_ds.faces.keypoints)
+        weights = np.zeros(len(train_ds))
+        for k in np.unique(sources):
+            mine = sources == k
+            share = by_source[mine].sum() if by_source is not None else mine.mean()
+            weights[mine] = balance_weights(yaw[mine], cfg.balance) * share
+        return weights / weights.sum()
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         images, keypoints = batch
@@ -79,14 +102,21 @@ class LandmarkTask:
     def validate(
         self, model: nn.Module, loader: DataLoader, device: torch.device
     ) -> dict[str, float]:
+        """The headline metrics; with several sources, each source's too (``nme_io@wild``),
+        and the overall ``nme_io`` is the mean of the sources' so each counts the same."""
         preds, truth = [], []
         net = devices.unwrap(model)
         for images, keypoints in loader:
             kps, _ = net.decode(net(devices.move(images, device)))
             preds.append(kps.float().cpu())
             truth.append(keypoints.float())
-        summary = metrics.summarize(torch.cat(preds).numpy(), torch.cat(truth).numpy())
-        return {k: float(summary[k]) for k in metrics.HEADLINE}  # type: ignore[arg-type]
+        pred, gt = torch.cat(preds).numpy(), torch.cat(truth).numpy()
+        return source_metrics(
+            pred,
+            gt,
+            getattr(loader.dataset, "sources", None),
+            getattr(loader.dataset, "source_names", None),
+        )
 
     def checkpoint_extras(self, cfg: TrainConfig) -> dict[str, Any]:
         return {"img_size": int(cfg.img_size), "arch": models.parse_arch(cfg.arch)[0]}
@@ -98,3 +128,33 @@ def balance_weights(yaw: np.ndarray, power: float) -> np.ndarray:
     share = np.bincount(bins, minlength=len(metrics.YAW_BINS) - 1) / max(len(bins), 1)
     weights = share[bins] ** -float(power)
     return weights / weights.sum()
+
+
+def _source_index(sizes: list[int]) -> np.ndarray:
+    """The source of each sample of a concatenation of sets of these sizes."""
+    return np.repeat(np.arange(len(sizes)), sizes)
+
+
+def source_metrics(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    sources: np.ndarray | None = None,
+    names: list[str] | None = None,
+) -> dict[str, float]:
+    """Headline metrics of all faces, or with several sources the mean of the sources'
+    metrics plus each source's as ``key@name`` (the epoch table and metrics.jsonl show them)."""
+    if sources is None or not names or len(names) < 2:
+        summary = metrics.summarize(pred, gt)
+        return {k: float(summary[k]) for k in metrics.HEADLINE}  # type: ignore[arg-type]
+    out: dict[str, float] = {}
+    per: list[dict[str, float]] = []
+    for k, name in enumerate(names):
+        mine = sources == k
+        if not mine.any():
+            continue
+        summary = metrics.summarize(pred[mine], gt[mine])
+        row = {key: float(summary[key]) for key in metrics.HEADLINE}  # type: ignore[arg-type]
+        per.append(row)
+        out.update({f"{key}@{name}": value for key, value in row.items()})
+    mean = {key: float(np.mean([row[key] for row in per])) for key in metrics.HEADLINE}
+    return {**mean, **out}
