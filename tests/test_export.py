@@ -127,7 +127,7 @@ def test_every_landmark_arch_exports(fmt: str, arch: str, kwargs: dict, tmp_path
             "state_dict": net.state_dict(),
         },
     )
-    result = export.export_model(path, fmt, tmp_path / f"{arch}{SUFFIX[fmt]}", timing=False)
+    result = export.export_model(path, fmt, tmp_path / f"{arch}-out{SUFFIX[fmt]}", timing=False)
     assert result.arch == arch and result.ok, result.diffs
     assert result.max_abs_diff < 1e-3  # keypoints in pixels: float32 rounding only
 
@@ -271,18 +271,38 @@ def test_bad_inputs_are_one_line(tmp_path: Path) -> None:
     assert "unknown --format 'tflite'" in line and "onnx, torchscript" in line
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    line = _one_line_error(["export", str(junk), "--format", "torchscript", "--out", out], 1)
+    out_pt = str(tmp_path / "m.pt")
+    line = _one_line_error(["export", str(junk), "--format", "torchscript", "--out", out_pt], 1)
     assert "not a facemark checkpoint" in line
-    missing = str(tmp_path / "no" / "such" / "m.pt")
-    line = _one_line_error(["export", "default", "--format", "torchscript", "--out", missing], 2)
-    assert "does not exist" in line
-    assert not (tmp_path / "no").exists()
+    photo = tmp_path / "ok.jpg"
+    photo.write_bytes(b"a photo")
+    line = _one_line_error(["export", "default", "-f", "onnx", "-o", str(photo), "--no-check"], 2)
+    assert "does not end in .onnx" in line and photo.read_bytes() == b"a photo"
+    taken = tmp_path / "taken.onnx"
+    taken.write_bytes(b"an earlier export")
+    line = _one_line_error(["export", "default", "-f", "onnx", "-o", str(taken)], 2)
+    assert "exists; pass --force" in line and taken.read_bytes() == b"an earlier export"
     line = _one_line_error(["export", "default", "-f", "torchscript", "-o", str(tmp_path)], 2)
     assert "is a folder" in line
-    line = _one_line_error(["export", "nosuchmodel", "-f", "torchscript", "-o", out], 2)
+    line = _one_line_error(["export", "nosuchmodel", "-f", "torchscript", "-o", out_pt], 2)
     assert "unknown landmarks model 'nosuchmodel'" in line
     line = _one_line_error(["export", "default", "-f", "onnx", "-o", out, "--opset", "99"], 2)
     assert "--opset must be between 17 and" in line
+
+
+def test_force_replaces_and_a_missing_folder_is_made(
+    tiny_landmark_checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "new" / "folder" / "m.pt"
+    args = ["export", str(tiny_landmark_checkpoint), "-f", "torchscript", "-o", str(out)]
+    result = CliRunner().invoke(app, [*args, "--no-check"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"PK\x03\x04"  # a TorchScript archive
+    out.write_bytes(b"stale")
+    assert CliRunner().invoke(app, [*args, "--no-check"]).exit_code == 2
+    result = CliRunner().invoke(app, [*args, "--no-check", "--force"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"PK\x03\x04"
 
 
 def test_onnx_without_the_extra_names_the_install(

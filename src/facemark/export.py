@@ -451,12 +451,35 @@ def _check_requirements(fmt: str, check: bool, dynamo: bool) -> None:
         raise FacemarkError("the dynamo ONNX exporter needs onnxscript: pip install onnxscript")
 
 
-def _check_out(out: str | os.PathLike) -> Path:
+#: File name endings each ``--format`` writes; another ending is refused (a typo such as
+#: ``--out photo.jpg`` must not replace a photo with a model).
+SUFFIXES = {
+    "onnx": (".onnx",),
+    "torchscript": (".pt", ".pth", ".ts", ".torchscript"),
+    INT8: (".pt",),
+}
+
+
+def _check_out(out: str | os.PathLike, fmt: str, force: bool = False) -> Path:
+    """The output path, once it is safe: a file name ending as ``fmt`` writes, not an existing
+    file unless ``force``; a missing folder is created (as ``preview`` does)."""
     path = Path(out).expanduser()
+    endings = SUFFIXES[fmt]
     if path.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a file name, e.g. {path / 'model.onnx'}")
-    if not path.parent.is_dir():
-        raise UsageError(f"--out {out}: the folder {path.parent} does not exist")
+        raise UsageError(
+            f"--out {out} is a folder; give a file name, e.g. {path / ('model' + endings[0])}"
+        )
+    if path.suffix.lower() not in endings:
+        raise UsageError(
+            f"--out {out} does not end in {' or '.join(endings)}, as a --format {fmt} file does; "
+            f"e.g. {path.with_suffix(endings[0])}"
+        )
+    if path.exists() and not force:
+        raise UsageError(f"--out {out} exists; pass --force to replace it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create {path.parent} ({exc.strerror})") from None
     return path
 
 
@@ -471,6 +494,7 @@ def export_model(
     dynamo: bool = False,
     check: bool = True,
     timing: bool = True,
+    force: bool = False,
 ) -> ExportResult:
     """Export the model ``spec`` names (``default``, a bundled detector, a run, a checkpoint,
     a URL) as ``fmt`` (``onnx`` or ``torchscript``) to ``out``, written atomically.
@@ -488,7 +512,7 @@ def export_model(
             f"--opset must be between {DEFAULT_OPSET} and {newest}, the newest this torch "
             f"exports (got {opset})"
         )
-    path = _check_out(out)
+    path = _check_out(out, fmt, force)
     net = load_network(spec, task, raw)
     if fmt == "onnx":
         _write_onnx(net, path, opset, dynamo)
@@ -814,6 +838,7 @@ def export_int8(
     seed: int = quantize.CALIB_SEED,
     root: str | os.PathLike | None = None,
     check: bool = True,
+    force: bool = False,
 ) -> Int8Result:
     """An int8 checkpoint of the float landmark model ``spec`` names, written atomically.
 
@@ -833,7 +858,7 @@ def export_int8(
     from facemark.landmarker import Landmarker
 
     start = time.perf_counter()
-    path = _check_out(out)
+    path = _check_out(out, INT8, force)
     if calib < 1:
         raise UsageError(f"--calib must be at least 1 (got {calib})")
     source, data = resolve(spec)
