@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,27 @@ def test_help_shows_the_defaults_and_no_bool_placeholder() -> None:
         assert "<bool>" not in result.output
     text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
     assert f"{DEFAULTS['landmarks'].epochs}; detector {DEFAULTS['detector'].epochs}" in text
+
+
+def test_the_sdist_holds_what_the_tests_and_docs_need(tmp_path: Path) -> None:
+    """An unpacked sdist runs its own tests: helpers, fixtures and docs travel with them."""
+    import tarfile
+
+    from setuptools import build_meta
+
+    root = PACKAGE.parents[1]
+    cwd = Path.cwd()
+    try:
+        os.chdir(root)
+        name = build_meta.build_sdist(str(tmp_path))
+    finally:
+        os.chdir(cwd)
+    with tarfile.open(tmp_path / name) as tar:
+        members = {m.split("/", 1)[1] for m in tar.getnames() if "/" in m}
+        info = tar.extractfile(f"{name.removesuffix('.tar.gz')}/PKG-INFO").read().decode()
+    for path in root.joinpath("tests").rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            assert path.relative_to(root).as_posix() in members, path
+    for doc in root.joinpath("docs").glob("*.md"):
+        assert f"docs/{doc.name}" in members
+    assert "License-Expression: MIT" in info
