@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ from facemark.cli import app
 from facemark.confidence import LOW_CONFIDENCE
 from facemark.detectors import Detections, Detector
 from facemark.errors import DataError, UsageError
+from facemark.files import read_jsonl
 from facemark.images import load_image
 from facemark.landmarker import Landmarker
 from facemark.pipeline import FaceMarker
@@ -382,7 +384,7 @@ def test_no_draw_writes_only_jsonl(photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.warns(an.AnnotateWarning):
         run_stub([photos], out, draw=False)
-    assert sorted(p.name for p in out.iterdir()) == ["annotations.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [an.OUTPUT_MARKER, "annotations.jsonl"]
 
 
 def test_out_none_writes_nothing_and_annotate_is_the_function(
@@ -436,6 +438,7 @@ def test_same_file_names_in_different_folders_do_not_collide(tmp_path: Path) -> 
     run_stub([tmp_path / "a", tmp_path / "b"], out, pts=True)
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == [
+        an.OUTPUT_MARKER,
         "a/x.jpg",
         "a/x.pts",
         "annotations.jsonl",
@@ -644,3 +647,38 @@ def test_loaded_models_are_cached_until_the_file_changes(
     assert an._marker(an.AnnotateConfig(detector=path)) is first
     os.utime(path, ns=(0, os.stat(path).st_mtime_ns + 10**9))  # e.g. a better best.pt saved
     assert an._marker(an.AnnotateConfig(detector=str(path))) is not first
+
+
+def test_a_rerun_into_the_same_folder_merges_instead_of_dropping(tmp_path: Path) -> None:
+    """Nothing earlier is lost: an image annotated again gets its newer record, the others
+    keep theirs, and the summary says how many of each."""
+    photos = [square_image(tmp_path / "p" / f"{k}.jpg") for k in range(3)]
+    out = tmp_path / "out"
+    config = an.AnnotateConfig.from_options(model=StubLandmarker(), detector=StubDetector())
+    first = an.run([tmp_path / "p"], out, config)
+    assert (first.earlier_kept, first.replaced) == (0, 0)
+    square_image(photos[1], box=(30, 10, 59, 39))  # the photo changed since
+    again = an.run([photos[1]], out, config)
+    assert (again.images, again.earlier_kept, again.replaced) == (1, 2, 1)
+    records = list(read_jsonl(out / "annotations.jsonl"))
+    assert [Path(r["image"]).name for r in records] == ["0.jpg", "2.jpg", "1.jpg"]
+    assert records[-1]["faces"][0]["box"][0] > 25  # the newer result
+    table = io.StringIO()
+    Console(file=table, width=120).print(an.summary_table(again))
+    assert "2 kept, 1 replaced by this run" in table.getvalue()
+
+
+def test_output_folders_are_never_inputs_wherever_they_are(tmp_path: Path) -> None:
+    """annotate p2 -r --out p2/other read its own earlier annotated copies as photos."""
+    for k in range(2):
+        square_image(tmp_path / "p2" / f"{k}.jpg")
+    config = an.AnnotateConfig.from_options(
+        model=StubLandmarker(), detector=StubDetector(), recursive=True
+    )
+    an.run([tmp_path / "p2"], tmp_path / "elsewhere", config)
+    shutil.copytree(tmp_path / "elsewhere", tmp_path / "p2" / "old-run")
+    summary = an.run([tmp_path / "p2"], tmp_path / "p2" / "other", config)
+    assert (summary.found, summary.outputs_skipped) == (2, 2)
+    warnings: list[str] = []
+    with pytest.raises(UsageError, match="no images to annotate"):
+        an.run([tmp_path / "elsewhere"], tmp_path / "x", config, on_warning=warnings.append)

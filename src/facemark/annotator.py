@@ -64,6 +64,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 JSONL_NAME = "annotations"
 DEFAULT_OUT = "facemark-out"
+#: Written into every output folder: scans skip folders that hold it, so annotated copies
+#: (points drawn on them) are never taken for photos, wherever the output folder lies.
+OUTPUT_MARKER = ".facemark-output"
 
 #: Quality of annotated JPEG/WebP copies: high enough that the thin keypoint dots stay crisp.
 _SAVE_OPTIONS: dict[str, dict[str, Any]] = {"JPEG": {"quality": 92}, "WEBP": {"quality": 90}}
@@ -96,11 +99,29 @@ def has_image_suffix(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def _scan_folder(folder: Path, recursive: bool, exclude: str | None) -> list[Path]:
-    """Image files in ``folder`` (sorted), skipping hidden entries and the ``exclude`` folder."""
+def is_output_folder(folder: str | os.PathLike) -> bool:
+    """Whether facemark wrote ``folder`` (it holds :data:`OUTPUT_MARKER`)."""
+    return os.path.isfile(os.path.join(folder, OUTPUT_MARKER))
+
+
+def _scan_folder(
+    folder: Path, recursive: bool, exclude: str | None, outputs: list[Path] | None = None
+) -> list[Path]:
+    """Image files in ``folder`` (sorted), skipping hidden entries, the ``exclude`` folder and
+    facemark output folders (their images are added to ``outputs``)."""
     found: list[Path] = []
     for root, dirs, files in os.walk(folder):
         root_path = Path(root)
+        if OUTPUT_MARKER in files:
+            if outputs is not None:
+                outputs += [
+                    Path(r) / f
+                    for r, _, fs in os.walk(root_path)
+                    for f in fs
+                    if has_image_suffix(f) or has_video_suffix(f)
+                ]
+            dirs[:] = []
+            continue
         dirs[:] = sorted(
             d
             for d in dirs
@@ -126,19 +147,25 @@ def collect_inputs(
     inputs: Iterable[str | os.PathLike],
     recursive: bool = False,
     exclude: str | os.PathLike | None = None,
+    outputs: list[Path] | None = None,
 ) -> tuple[list[InputImage], list[tuple[str, str]]]:
     """Expand files, folders and glob patterns into a de-duplicated list of images.
 
     Returns the images (in the order given, folders sorted) with their output names planned,
     and ``(input, reason)`` for each input that named nothing usable.  ``exclude`` (the
-    output folder) is never scanned, so annotating ``.`` twice does not annotate the copies.
+    output folder) is never scanned, nor is any facemark output folder (annotated copies
+    found there are added to ``outputs``), so annotating ``.`` twice does not annotate the
+    copies, wherever the earlier output went.
     """
     exclude_real = os.path.realpath(exclude) if exclude is not None else None
     found: list[tuple[Path, str]] = []
     problems: list[tuple[str, str]] = []
 
     def add_folder(folder: Path, given: str) -> None:
-        files = _scan_folder(folder, recursive, exclude_real)
+        if is_output_folder(folder):
+            problems.append((given, "a facemark output folder (its images are annotated copies)"))
+            return
+        files = _scan_folder(folder, recursive, exclude_real, outputs)
         if not files:
             hint = "" if recursive else " (add --recursive to search its subfolders)"
             problems.append((given, f"no images in this folder{hint}"))
@@ -156,7 +183,7 @@ def collect_inputs(
             if not matches:
                 problems.append((given, "no file matches this pattern"))
             for match in matches:
-                if _inside(match, exclude_real):
+                if _inside(match, exclude_real) or is_output_folder(os.path.dirname(match)):
                     continue  # '**/*.jpg' must not pick up earlier annotated copies
                 if Path(match).is_dir():
                     add_folder(Path(match), match)
@@ -451,7 +478,9 @@ def _own_output(out: Path | None) -> Path | None:
     An existing folder of the user's own photos is scanned like any other, so naming it as
     ``--out`` is refused by :func:`check_output` instead of its photos being overwritten.
     """
-    if out is None or not out.exists() or any(out.glob(f"{JSONL_NAME}*.jsonl")):
+    if out is None or not out.exists() or is_output_folder(out):
+        return out
+    if any(out.glob(f"{JSONL_NAME}*.jsonl")):
         return out
     # a run over videos alone writes <video>.jsonl files (and annotated .mp4 copies) only
     video_jsonl = tuple(suffix + ".jsonl" for suffix in VIDEO_SUFFIXES)
@@ -551,6 +580,37 @@ def write_csv(jsonl: Path, csv_path: Path) -> int:
     return rows
 
 
+def _image_key(image: str) -> str:
+    """Which image a record is about: its path resolved from here (runs may name one image
+    differently: ``photos/a.jpg``, ``./photos/a.jpg``)."""
+    return os.path.realpath(image)
+
+
+def merge_records(path: Path) -> tuple[int, int]:
+    """Keep one record per image in ``path``, the newest (the last line), earlier ones in
+    their order; rewritten atomically only when an image was annotated again.
+
+    Returns ``(earlier records kept, earlier records replaced)`` where "earlier" means lines
+    before the first line of this run, i.e. what a re-run into the folder found there.
+    """
+    if not path.is_file():
+        return 0, 0
+    last: dict[str, int] = {}
+    count = 0
+    for index, record in enumerate(read_jsonl(path)):
+        last[_image_key(str(record.get("image", "")))] = index
+        count = index + 1
+    replaced = count - len(last)
+    if replaced:
+        keep = set(last.values())
+        with atomic_write(path, "w") as fh:
+            with open(path, encoding="utf-8") as old:
+                for index, line in enumerate(line for line in old if line.strip()):
+                    if index in keep:
+                        fh.write(line if line.endswith("\n") else line + "\n")
+    return len(last), replaced
+
+
 def recorded_images(out: Path) -> set[str]:
     """Images already in any ``annotations*.jsonl`` of ``out``: as recorded and resolved."""
     done: set[str] = set()
@@ -585,18 +645,31 @@ def _cut_partial_line(path: Path, block: int = 1 << 16) -> None:
         fh.truncate(0)
 
 
+def mark_output(out: Path) -> None:
+    """Leave :data:`OUTPUT_MARKER` in an output folder (see :func:`is_output_folder`)."""
+    marker = out / OUTPUT_MARKER
+    if not marker.exists():
+        from facemark import __version__
+
+        with contextlib.suppress(OSError):
+            marker.write_text(
+                json.dumps({"written_by": "facemark annotate", "version": __version__}) + "\n"
+            )
+
+
 class _Writer:
     """Writes each image's files in a background thread, then its JSONL line, in order."""
 
     def __init__(self, layout: Layout, config: AnnotateConfig) -> None:
         self.layout, self.config = layout, config
         layout.out.mkdir(parents=True, exist_ok=True)
-        if config.skip_existing:
-            _cut_partial_line(layout.jsonl)
+        mark_output(layout.out)
+        # Earlier records are kept: new lines go after them, and merge_records() drops the
+        # ones an image's newer record replaces when the run ends.
+        _cut_partial_line(layout.jsonl)
         # Unbuffered: a line is either on disk or cut off again (see _drain), never half in a
         # buffer that a later flush would write after the cut.
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if config.skip_existing else os.O_TRUNC)
-        self.fd = os.open(layout.jsonl, flags, 0o666)
+        self.fd = os.open(layout.jsonl, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         self.failed = False
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facemark-write")
         self.pending: deque[tuple[dict[str, Any], Future]] = deque()
@@ -675,6 +748,11 @@ class Summary:
     detector: dict[str, Any] | None = None  #: name and version of the detector used
     rejected: int = 0  #: detections the landmark model did not confirm as faces
     below_min_confidence: int = 0  #: faces dropped by ``min_confidence``
+    #: records of an earlier run into the same folder: kept, and replaced by this run's
+    earlier_kept: int = 0
+    replaced: int = 0
+    #: images inside facemark output folders among the inputs, not annotated again
+    outputs_skipped: int = 0
     videos: int = 0  #: videos annotated (their frames are not counted in ``images``)
     frames: int = 0  #: video frames annotated
     #: seconds spent decoding, detecting, marking and writing video frames, and frames/s
@@ -700,6 +778,9 @@ class Summary:
             "detector": self.detector,
             "rejected": self.rejected,
             "below_min_confidence": self.below_min_confidence,
+            "earlier_kept": self.earlier_kept,
+            "replaced": self.replaced,
+            "outputs_skipped": self.outputs_skipped,
             "videos": self.videos,
             "frames": self.frames,
             "video_timing": self.video_timing,
@@ -732,11 +813,14 @@ def run(
     if out_dir is None and (config.csv or config.coco or config.pts or config.skip_existing):
         raise UsageError("csv, coco, pts and skip_existing need an output folder (out=...)")
 
-    items, problems = collect_inputs(inputs, config.recursive, exclude=_own_output(out_dir))
+    copies: list[Path] = []
+    items, problems = collect_inputs(
+        inputs, config.recursive, exclude=_own_output(out_dir), outputs=copies
+    )
     if not items:
         reasons = "; ".join(f"{given}: {reason}" for given, reason in problems[:3])
         raise UsageError(f"no images to annotate ({reasons or 'no inputs given'})")
-    summary = Summary(out=out_dir, shard=shard_spec, found=len(items))
+    summary = Summary(out=out_dir, shard=shard_spec, found=len(items), outputs_skipped=len(copies))
     for given, reason in problems:
         warn(f"{given}: {reason}")
         if reason == "no such file or folder":
@@ -776,6 +860,9 @@ def run(
                 _process(todo, marker, config, open_writer, summary, warn, on_record, progress)
             if videos:
                 _process_videos(videos, marker, config, out_dir, summary, warn, on_record, progress)
+    if layout is not None:
+        kept, summary.replaced = merge_records(layout.jsonl)
+        summary.earlier_kept = max(kept - summary.images, 0)
     if config.csv and layout is not None and layout.jsonl.is_file():
         write_csv(layout.jsonl, layout.csv)
     if config.coco and layout is not None and layout.jsonl.is_file():
@@ -897,6 +984,8 @@ def _process_videos(
             continue
         if result.cut:
             warn(f"{item.image}: {result.cut}; the {result.frames} frames before were kept")
+        if out is not None:
+            mark_output(out)
         summary.videos += 1
         summary.frames += result.frames
         summary.faces += result.faces
@@ -989,6 +1078,13 @@ def summary_table(summary: Summary) -> Any:
         table.add_row("dropped (below --min-confidence)", f"{summary.below_min_confidence:,}")
     if summary.skipped:
         table.add_row("skipped (already done)", f"{summary.skipped:,}")
+    if summary.outputs_skipped:
+        table.add_row("skipped (in facemark output folders)", f"{summary.outputs_skipped:,}")
+    if summary.earlier_kept or summary.replaced:
+        table.add_row(
+            "earlier results in --out",
+            f"{summary.earlier_kept:,} kept, {summary.replaced:,} replaced by this run",
+        )
     failed = len(summary.failures)
     table.add_row("failures", f"[red]{failed:,}[/] (see the warnings above)" if failed else "0")
     timing = f"{summary.seconds:.1f} s in all, {summary.load_seconds:.1f} s loading models"

@@ -668,7 +668,11 @@ def annotate_cmd(
         help="Image and video files, folders or glob patterns (quote them: 'photos/*.jpg').",
     ),
     out: str = typer.Option(
-        "facemark-out", "--out", "-o", help="Output folder (never an input folder)."
+        "facemark-out",
+        "--out",
+        "-o",
+        help="Output folder (never an input folder). Running again into it adds to it: an image "
+        "annotated again gets its newer record, the others keep theirs.",
     ),
     recursive: bool = typer.Option(
         _ANNOTATE.recursive, "--recursive", "-r", help="Also search the folders' subfolders."

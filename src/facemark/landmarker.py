@@ -111,26 +111,8 @@ class Landmarker:
         return cls(model, img_size, device, info)
 
     def crops(self, photo: Photo, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The network's view of each box: ``(crops uint8 (F, S, S, 3), matrices (F, 2, 3))``,
-        each matrix mapping full-size photo pixels to crop pixels.
-
-        Crops come from the coarsest decoded view of the photo that still holds every face at
-        the network's resolution, so a big face in a 12 MP photo is not cut from 12 MP.
-        """
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        if not len(boxes):
-            return np.zeros((0, self.img_size, self.img_size, 3), np.uint8), np.zeros((0, 2, 3))
-        if not np.isfinite(boxes).all():
-            raise UsageError("face boxes must be finite numbers (got NaN or inf)")
-        side = (boxes[:, 2:] - boxes[:, :2]).max(axis=1).min() * transforms.CROP_SCALE
-        factor = max([f for f in DRAFT_FACTORS if f <= side / self.img_size], default=1)
-        view, to_view = photo.view(-(-max(photo.size) // factor) if factor > 1 else 0)
-        out_crops, out_matrices = [], []
-        for box in map_boxes(boxes, to_view):
-            crop, M = transforms.crop_face(view, box, self.img_size)
-            out_crops.append(crop)
-            out_matrices.append(transforms.compose(M, to_view))
-        return np.stack(out_crops), np.stack(out_matrices)
+        """The network's view of each box (:func:`crop_faces` at the model's input size)."""
+        return crop_faces(photo, boxes, self.img_size)
 
     @torch.inference_mode()
     def predict_crops(
@@ -202,6 +184,30 @@ class Landmarker:
 
     def __repr__(self) -> str:
         return f"Landmarker(arch={self.arch!r}, img_size={self.img_size}, device='{self.device}')"
+
+
+def crop_faces(photo: Photo, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each box's face crop at ``size`` px: ``(crops uint8 (F, S, S, 3), matrices (F, 2, 3))``,
+    each matrix mapping full-size photo pixels to crop pixels.
+
+    Crops come from the coarsest decoded view of the photo that still holds every face at
+    ``size``, so a big face in a 12 MP photo is not cut from 12 MP.  The landmark model and
+    the face check both crop here.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return np.zeros((0, size, size, 3), np.uint8), np.zeros((0, 2, 3))
+    if not np.isfinite(boxes).all():
+        raise UsageError("face boxes must be finite numbers (got NaN or inf)")
+    side = (boxes[:, 2:] - boxes[:, :2]).max(axis=1).min() * transforms.CROP_SCALE
+    factor = max([f for f in DRAFT_FACTORS if f <= side / size], default=1)
+    view, to_view = photo.view(-(-max(photo.size) // factor) if factor > 1 else 0)
+    out_crops, out_matrices = [], []
+    for box in map_boxes(boxes, to_view):
+        crop, M = transforms.crop_face(view, box, size)
+        out_crops.append(crop)
+        out_matrices.append(transforms.compose(M, to_view))
+    return np.stack(out_crops), np.stack(out_matrices)
 
 
 def _none() -> tuple[np.ndarray, np.ndarray]:
