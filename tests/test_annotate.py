@@ -271,7 +271,9 @@ def test_cli_bad_min_confidence_is_one_line(tmp_path: Path, value: str, monkeypa
 def test_api_bad_min_confidence_is_a_usage_error(tmp_path: Path) -> None:
     image = two_faces(tmp_path / "two.png")
     for value in (-0.1, 1.5, float("nan")):
-        with pytest.raises(UsageError, match="--min-confidence must be between 0 and 1"):
+        with pytest.raises(
+            UsageError, match=r"--min-confidence \(min_confidence=\) must be between 0 and 1"
+        ):
             run_stub(image, min_confidence=value)
 
 

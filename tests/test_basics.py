@@ -72,3 +72,20 @@ def test_export_checkpoint_is_small_and_loads(tmp_path) -> None:
     fresh.load_state_dict(out["state_dict"])
     assert torch.allclose(fresh[0].weight, net[0].weight, atol=1e-3)
     assert fresh[0].weight.dtype == torch.float32
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_says_which(tiny_landmark_checkpoint) -> None:
+    """The error used to end mid-sentence ("Error(s) in loading state_dict for HeatmapNet:")."""
+    import torch
+
+    from facemark import checkpoint
+    from facemark.errors import CheckpointError, first_line
+    from facemark.landmarker import Landmarker
+
+    data = checkpoint.load_checkpoint(tiny_landmark_checkpoint)
+    data["state_dict"]["head.weight"] = torch.zeros(3, 3, 1, 1)
+    with pytest.raises(CheckpointError) as caught:
+        Landmarker.from_checkpoint(data)
+    message = str(caught.value)
+    assert "size mismatch for head.weight" in message and "\n" not in message
+    assert first_line(ValueError("")) == "ValueError"

@@ -313,6 +313,11 @@ def test_second_run_is_idempotent_and_quick(http_server, good_zip_bytes) -> None
     assert time.monotonic() - start < 5.0
     assert "already installed" in result.stdout
     assert len(http_server.requests) == 1  # nothing downloaded the second time
+    # a mistyped --zip is an error even though nothing needs installing
+    missing = run("fetch-data", "--zip", "nosuch.zip")
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
+    folder = run("fetch-data", "--zip", str(paths.dataset_dir()))
+    assert folder.exit_code == 2 and "is a folder" in folder.stderr
 
 
 def test_force_reinstalls(http_server, good_zip_bytes) -> None:

@@ -470,3 +470,31 @@ def test_two_sources_train_together_with_per_source_validation(tmp_path: Path) -
 
     bad = CliRunner().invoke(app, [*args[:7], "--epochs", "1", "--name", "bad"])
     assert bad.exit_code == 2 and "1 weight(s) for 2 --data source(s)" in bad.stderr
+
+
+def test_annotate_output_read_from_another_folder_finds_the_photos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """Records name images relative to where annotate ran: found from anywhere, never the
+    annotated copies beside the records; the 'holds ... labels' note comes once."""
+    from facemark import files
+
+    run_dir, out = tmp_path / "shoot", tmp_path / "shoot" / "facemark-out"
+    image, kps = _face(7)
+    (run_dir / "photos").mkdir(parents=True)
+    image.save(run_dir / "photos" / "x.png")
+    (out / "photos").mkdir(parents=True)
+    Image.new("RGB", image.size, (255, 0, 0)).save(out / "photos" / "x.png")  # the "copy"
+    (out / "annotations.jsonl").write_text(json.dumps(_record("photos/x.png", [kps])) + "\n")
+    write_pts(out / "photos" / "x.pts", kps)
+    monkeypatch.chdir(run_dir)
+    files.mark_output(out, "test")
+    monkeypatch.chdir(tmp_path)  # somewhere else
+    with caplog.at_level(logging.WARNING):
+        faces = labelsets.load_faces(out)
+        labelsets.fingerprint(out)
+    np.testing.assert_array_equal(faces.images[0], np.asarray(image.convert("RGB")))
+    assert sum("holds jsonl and pts labels" in r.getMessage() for r in caplog.records) == 1
+    (run_dir / "photos" / "x.png").unlink()
+    with pytest.raises(DataError, match="looked up in: .*shoot"):
+        labelsets.load_faces(out / "annotations.jsonl")

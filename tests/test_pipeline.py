@@ -242,3 +242,50 @@ def test_low_confidence_flag_is_the_mean_below_the_threshold() -> None:
     assert face(LOW_CONFIDENCE + 0.001 + spread).to_dict()["low_confidence"] is False
     assert face(LOW_CONFIDENCE - 0.001 + spread).to_dict()["low_confidence"] is True
     assert face(np.ones(68)).low_confidence is False
+
+
+def test_faceness_head_rejects_and_records(tiny_landmark_checkpoint: Path, tmp_path: Path) -> None:
+    """A landmark checkpoint with a faceness head scores every detection; one below
+    DetectorConfig.faceness is counted as not a face, the others carry their score."""
+    from facemark import checkpoint as ckpt
+    from facemark.detectors import Detections, Detector
+    from facemark.errors import CheckpointError
+    from facemark.faceness import FacenessHead, fit_head
+    from facemark.landmarker import Landmarker
+
+    class TwoBoxes(Detector):
+        name = "two"
+
+        def detect_batch(self, images, names=None, sizes=None):
+            boxes = np.array([[0, 0, 40, 40], [50, 10, 110, 80]], np.float32)
+            return [Detections(boxes, np.array([0.9, 0.8], np.float32)) for _ in images]
+
+    image = np.zeros((100, 120, 3), np.uint8)
+    image[10:80, 50:110] = 200  # the second box is bright, the first dark
+    plain = Landmarker.from_checkpoint(tiny_landmark_checkpoint)
+    crops = np.stack([plain.crops(Photo.from_image(image), b)[0][0] for b in
+                      TwoBoxes().detect(image).boxes])  # fmt: skip
+    feats = plain.model.forward_features(transforms.to_tensor(crops))[1].detach().numpy()
+    # "human" = like the bright crop, "other" = like the dark one
+    rng = np.random.default_rng(0)
+    pos = feats[1] + rng.normal(0, 1e-3, (40, feats.shape[1]))
+    neg = feats[0] + rng.normal(0, 1e-3, (40, feats.shape[1]))
+    head = FacenessHead(*fit_head(pos, neg, epochs=60), threshold=0.5)
+    data = ckpt.load_checkpoint(tiny_landmark_checkpoint)
+    path = ckpt.save_checkpoint(tmp_path / "with-head.pt", {**data, "faceness": head.to_dict()})
+    marker = FaceMarker(TwoBoxes(), path, confirm=0.0)
+    faces, rejected, _ = marker.mark([image])
+    assert rejected == [1] and len(faces[0]) == 1
+    (face,) = faces[0]
+    assert face.box[0] == 50 and face.faceness > 0.5 and face.to_dict()["faceness"] > 0.5
+    assert list(face.to_dict())[-2:] == ["faceness", "pose"]
+    off = FaceMarker(TwoBoxes(), path, confirm=0.0, faceness=0.0)
+    assert off.mark([image])[1] == [0] and len(off(image)) == 2
+    # a model without a head checks nothing and records no faceness
+    bare = FaceMarker(TwoBoxes(), tiny_landmark_checkpoint, confirm=0.0)
+    assert all(f.faceness is None and "faceness" not in f.to_dict() for f in bare(image))
+    broken = {**data, "faceness": {**head.to_dict(), "std": [0.0]}}
+    with pytest.raises(CheckpointError, match="faceness head is damaged"):
+        Landmarker.from_checkpoint(broken)
+    with pytest.raises(UsageError, match=r"--faceness \(faceness=\) must be between 0 and 1"):
+        FaceMarker(TwoBoxes(), path, faceness=1.5)

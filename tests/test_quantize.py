@@ -191,7 +191,7 @@ def test_bad_inputs_are_one_line(tmp_path: Path) -> None:
     q, _ = int8_checkpoint(tmp_path / "int8.pt")
     line = one_line_error(["export", str(q), "-f", "int8", "-o", out], 2)
     assert "already an int8 model" in line
-    line = one_line_error(["export", str(q), "-f", "onnx", "-o", out], 2)
+    line = one_line_error(["export", str(q), "-f", "onnx", "-o", str(tmp_path / "q.onnx")], 2)
     assert "is an int8 checkpoint" in line
     line = one_line_error(["export", "default", "-f", "torchscript", "-o", out, "--calib", "9"], 2)
     assert "are for --format int8" in line

@@ -207,10 +207,17 @@ def test_folders_pick_up_videos_next_to_photos(face_clip: Path, tmp_path: Path) 
     (folder / "notes.txt").write_text("x")
     items, _ = an.collect_inputs([folder])
     assert [i.path.name for i in items] == ["a.jpg", "clip.MOV"]
-    summary = an.run([folder], tmp_path / "out", an.AnnotateConfig(draw=False))
+    warnings: list[str] = []
+    config = an.AnnotateConfig(draw=False, pts=True)
+    summary = an.run([folder], tmp_path / "out", config, on_warning=warnings.append)
     assert summary.images == 1 and summary.videos == 1
     assert (tmp_path / "out" / "annotations.jsonl").is_file()
     assert (tmp_path / "out" / "clip.MOV.jsonl").is_file()
+    # --pts is not silently dropped for the video: one line says what videos get instead
+    assert warnings == [
+        "--pts is for photos; each video gets its own <video>.jsonl "
+        "(and <video>.csv with --csv)"
+    ]
 
 
 def test_an_explicit_file_is_probed_whatever_its_suffix(face_clip: Path, tmp_path: Path) -> None:

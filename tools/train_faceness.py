@@ -1,18 +1,21 @@
-"""Train the "human face or not" check (facemark.faceness) and choose its threshold.
+"""Fit the faceness head ("human face or not", facemark.faceness) of a landmark model.
 
 Positives are human faces as the pipeline hands them on: YuNet's own detections that hold a
-labelled face (and the labelled face box itself) on the Udacity training frames and the
-training part of wild68-train.  Negatives are what YuNet fires on in animal photos (at a
-lower threshold than the pipeline's, so near misses teach too) plus random boxes of fur and
-background from the same photos.  The animal photos are split by where they come from (the
-source repository, and the species folder for the monkey set), never photo by photo, so the
-validation animals are other breeds, species and photographers than the training ones.
+labelled face, and the labelled face box itself, on the Udacity training frames and the
+training part of wild68-train (split by photo as `train --val-by photo` splits it).
+Negatives are what YuNet fires on in animal photos (at a lower threshold than the
+pipeline's, so near misses teach too) plus random boxes of fur and background from the same
+photos.  The animal photos are split by where they come from (the source repository, and
+the species folder for the monkey set), never photo by photo, so the validation animals are
+other breeds, species and photographers than the training ones.
 
-The threshold is the highest that keeps every validation human face (Udacity val frames and
-wild68 val photos, YuNet detections) with a margin; the figures go to --report.
+The network is frozen: each crop goes through it once, and a logistic regression is fitted
+on its pooled features (``HeatmapNet.forward_features``).  The threshold is 0.5 unless a
+validation human face scores below 0.6, in which case it drops to that score / 1.2.  The
+model is written to --out with the head inside; the figures go to --report.
 
-    python tools/train_faceness.py --wild ../shared/data/wild68-train \
-        --animals ../shared/data/nonhuman --out src/facemark/weights/faceness.pt \
+    python tools/train_faceness.py --model default --out src/facemark/weights/landmarks.pt \
+        --wild ../shared/data/wild68-train --animals ../shared/data/nonhuman \
         --report benchmarks/results/faceness.json
 """
 
@@ -26,23 +29,23 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from facemark import checkpoint, dataset, labelsets, transforms
+from facemark import checkpoint, dataset, hub, labelsets, transforms
 from facemark.detectors import DetectorConfig, load_detector
 from facemark.evaluate import match_detection
-from facemark.faceness import ARCH, IMG_SIZE, TASK, FaceCheckNet
+from facemark.faceness import FacenessHead, fit_head
 from facemark.images import load_image
 
 #: YuNet's threshold when mining: below the pipeline's 0.5, so near misses are negatives too.
 MINE_THRESHOLD = 0.3
-#: Share of animal source groups held out for validation.
+#: The pipeline's detector threshold: validation sees what annotate sees.
+PIPELINE_THRESHOLD = DetectorConfig().threshold
+#: Share of the animal photos held out for validation (whole source groups).
 ANIMAL_VAL = 0.3
-#: The chosen threshold is this fraction of the lowest validation human face's score.
-MARGIN = 0.5
 AUG = transforms.AugmentConfig(
     box_shift=0.1,
     box_scale=0.15,
@@ -61,48 +64,47 @@ def animal_group(source: str) -> str:
     return f"{repo}:{species.group(1)}" if species else repo
 
 
-def split_animals(folder: Path, seed: int) -> tuple[list[Path], list[Path]]:
+def split_animals(folder: Path, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """(train, val) photos of the nonhuman folder, whole source groups to each side; no group
+    over a quarter of the photos goes to val (it would leave too little of its kind)."""
     with open(folder / "manifest.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
-    groups = sorted({animal_group(r["source"]) for r in rows})
-    order = sorted(groups, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
-    # hold out groups until ANIMAL_VAL of the photos are in val
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[animal_group(r["source"])] = counts.get(animal_group(r["source"]), 0) + 1
+    order = sorted(counts, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
     val_groups: set[str] = set()
-    counts = {g: sum(animal_group(r["source"]) == g for r in rows) for g in groups}
     for g in order:
         if sum(counts[v] for v in val_groups) >= ANIMAL_VAL * len(rows):
             break
-        if counts[g] <= 0.25 * len(rows):  # no single source may be most of val
+        if counts[g] <= 0.25 * len(rows):
             val_groups.add(g)
     train = [folder / r["file"] for r in rows if animal_group(r["source"]) not in val_groups]
     val = [folder / r["file"] for r in rows if animal_group(r["source"]) in val_groups]
     return train, val
 
 
-def crops_of(image: np.ndarray, boxes: np.ndarray, n_aug: int, rng) -> list[np.ndarray]:
+def crops_of(image: np.ndarray, boxes: np.ndarray, size: int, n_aug: int, rng) -> list:
     """``n_aug`` augmented crops per box (0: the plain inference crop)."""
     out = []
     for box in boxes:
         if n_aug == 0:
-            out.append(transforms.crop_face(image, box, IMG_SIZE)[0])
+            out.append(transforms.crop_face(image, box, size)[0])
             continue
         for _ in range(n_aug):
-            M, _ = transforms.random_geometry(box, IMG_SIZE, AUG, rng)
-            crop = transforms.warp_image(image, M, IMG_SIZE)
-            out.append(transforms.photometric(crop, AUG, rng))
+            M, _ = transforms.random_geometry(box, size, AUG, rng)
+            out.append(transforms.photometric(transforms.warp_image(image, M, size), AUG, rng))
     return out
 
 
-def human_boxes(detector, faces, threshold: float) -> tuple[list[np.ndarray], list[float]]:
-    """Per face: the matched detection's box (or none) and its detector score."""
-    boxes, scores = [], []
+def human_boxes(detector, faces) -> list[np.ndarray | None]:
+    """Per labelled face: the detection that holds it (as evaluate matches), or None."""
+    boxes: list[np.ndarray | None] = []
     for image, kps in zip(faces.images, faces.keypoints, strict=True):
         det = detector.detect(image)
-        keep = det.scores >= threshold
-        k = match_detection(det.boxes[keep], det.scores[keep], kps)
-        boxes.append(det.boxes[keep][k] if k is not None else None)
-        scores.append(float(det.scores[keep][k]) if k is not None else float("nan"))
-    return boxes, scores
+        k = match_detection(det.boxes, det.scores, kps)
+        boxes.append(det.boxes[k] if k is not None else None)
+    return boxes
 
 
 def random_boxes(image: np.ndarray, n: int, rng) -> np.ndarray:
@@ -115,150 +117,107 @@ def random_boxes(image: np.ndarray, n: int, rng) -> np.ndarray:
     return np.asarray(out, np.float32).reshape(-1, 4)
 
 
-def score(model: FaceCheckNet, crops: np.ndarray) -> np.ndarray:
-    model.eval()
+@torch.inference_mode()
+def features(landmarker, crops: list[np.ndarray]) -> np.ndarray:
+    net = landmarker.model
     out = []
-    with torch.inference_mode():
-        for i in range(0, len(crops), 256):
-            x = transforms.to_tensor(crops[i : i + 256])
-            out.append(torch.sigmoid(model(x)).numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+    for i in range(0, len(crops), 128):
+        x = transforms.to_tensor(np.stack(crops[i : i + 128]))
+        out.append(net.forward_features(x.contiguous(memory_format=landmarker.memory_format))[1])
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default", help="landmark model (heatmap arch)")
+    parser.add_argument("--out", required=True, help="checkpoint to write (model + head)")
     parser.add_argument("--wild", required=True, help="wild68-train folder")
     parser.add_argument("--animals", required=True, help="nonhuman folder (with manifest.tsv)")
-    parser.add_argument("--out", required=True)
     parser.add_argument("--report", default=None)
-    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=None, help="Udacity frames (quick runs)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    torch.manual_seed(args.seed)
     t0 = time.perf_counter()
-    detector = load_detector("yunet", "cpu", DetectorConfig(threshold=MINE_THRESHOLD))
+    source = hub.resolve_model(args.model)
+    landmarker = hub.load_model(str(source), "cpu")
+    if not hasattr(landmarker.model, "forward_features"):
+        sys.exit(f"{args.model}: a faceness head needs a heatmap landmark model")
+    size = landmarker.img_size
+    miner = load_detector("yunet", "cpu", DetectorConfig(threshold=MINE_THRESHOLD))
+    judge = load_detector("yunet", "cpu", DetectorConfig(threshold=PIPELINE_THRESHOLD))
 
-    udacity = {s: dataset.load_split(s, progress=True, limit=args.limit) for s in ("train", "val")}
+    udacity = {s: dataset.load_split(s, progress=True) for s in ("train", "val")}
     wild_train, wild_val = labelsets.split_faces(
         labelsets.load_faces(args.wild, progress=True), 0.1, 0, val_by="photo"
     )
-    humans = {
-        "train": [udacity["train"], wild_train],
-        "val": {"udacity_val": udacity["val"], "wild_val": wild_val},
-    }
-    pos: list[np.ndarray] = []
-    for faces, n_aug in zip(humans["train"], (1, 3), strict=True):
-        boxes, _ = human_boxes(detector, faces, MINE_THRESHOLD)
-        for image, kps, box in zip(faces.images, faces.keypoints, boxes, strict=True):
-            gt = transforms.face_box_from_keypoints(kps)[None]
-            pos += crops_of(image, gt, n_aug, rng)
-            if box is not None:
-                pos += crops_of(image, box[None], n_aug, rng)
-    print(f"positives: {len(pos)} crops ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-
     animals_train, animals_val = split_animals(Path(args.animals), args.seed)
+
+    pos: list[np.ndarray] = []
+    for faces, n_aug in ((udacity["train"], 1), (wild_train, 3)):
+        for image, kps, box in zip(
+            faces.images, faces.keypoints, human_boxes(miner, faces), strict=True
+        ):
+            pos += crops_of(image, transforms.face_box_from_keypoints(kps)[None], size, n_aug, rng)
+            if box is not None:
+                pos += crops_of(image, box[None], size, n_aug, rng)
     neg: list[np.ndarray] = []
     for path in animals_train:
         image = load_image(path)
-        det = detector.detect(image)
-        neg += crops_of(image, det.boxes, 6, rng)
-        neg += crops_of(image, random_boxes(image, 3, rng), 2, rng)
-    print(f"negatives: {len(neg)} crops ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+        neg += crops_of(image, miner.detect(image).boxes, size, 6, rng)
+        neg += crops_of(image, random_boxes(image, 3, rng), size, 2, rng)
+    mined = time.perf_counter() - t0
+    print(f"mined {len(pos)} human and {len(neg)} other crops in {mined:.0f} s", file=sys.stderr)
+    mean, std, weight, bias = fit_head(features(landmarker, pos), features(landmarker, neg))
+    head = FacenessHead(mean, std, weight, bias, threshold=0.5)
 
-    x = np.stack(pos + neg)
-    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(np.float32)
-    model = FaceCheckNet()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    steps = args.epochs * (len(x) // 128)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=max(steps, 1))
-    pos_weight = torch.tensor(len(neg) / max(len(pos), 1))
-    for epoch in range(args.epochs):
-        model.train()
-        order = rng.permutation(len(x))
-        total = 0.0
-        for i in range(0, len(order) - 127, 128):
-            idx = order[i : i + 128]
-            batch = transforms.to_tensor(x[idx])
-            if rng.random() < 0.5:
-                batch = torch.flip(batch, dims=[3])
-            loss = F.binary_cross_entropy_with_logits(
-                model(batch), torch.from_numpy(y[idx]), pos_weight=pos_weight
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss) * len(idx)
-        print(f"epoch {epoch + 1}: loss {total / len(x):.4f}", file=sys.stderr)
-
-    # validation: what the pipeline sees (detections at its own threshold 0.5)
-    report: dict = {"animal_split": {"train": len(animals_train), "val": len(animals_val)}}
-    human_scores: dict[str, np.ndarray] = {}
-    for name, faces in humans["val"].items():
-        boxes, _ = human_boxes(detector, faces, 0.5)
+    # validation: what annotate sees (detections at the pipeline's threshold)
+    human: dict[str, np.ndarray] = {}
+    for name, faces in (("udacity_val", udacity["val"]), ("wild_val", wild_val)):
         crops = [
-            crops_of(im, b[None], 0, rng)[0]
-            for im, b in zip(faces.images, boxes, strict=True)
-            if b is not None
+            crops_of(image, box[None], size, 0, rng)[0]
+            for image, box in zip(faces.images, human_boxes(judge, faces), strict=True)
+            if box is not None
         ]
-        human_scores[name] = score(model, np.stack(crops))
-    animal_scores: list[np.ndarray] = []
+        human[name] = head.score(features(landmarker, crops))
+    animal: list[np.ndarray] = []
     for path in animals_val:
         image = load_image(path)
-        det = detector.detect(image)
-        det_boxes = det.boxes[det.scores >= 0.5]
-        animal_scores.append(
-            score(model, np.stack(crops_of(image, det_boxes, 0, rng)))
-            if len(det_boxes)
-            else np.zeros(0)
-        )
-    lowest = min(float(s.min()) for s in human_scores.values())
-    threshold = round(MARGIN * lowest, 4)
-    with_face = [bool((s >= threshold).any()) for s in animal_scores]
-    report.update(
-        {
-            "threshold": threshold,
-            "lowest_human_val_score": lowest,
-            "human_val": {
-                k: {
-                    "faces": len(v),
-                    "kept": int((v >= threshold).sum()),
-                    "p01": float(np.percentile(v, 1)),
-                }
-                for k, v in human_scores.items()
-            },
-            "animal_val": {
-                "photos": len(animal_scores),
-                "with_detection": int(sum(len(s) > 0 for s in animal_scores)),
-                "with_face_after_check": int(sum(with_face)),
-            },
-            "train_crops": {"positive": len(pos), "negative": len(neg)},
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
-    )
-    metrics = {
-        "animal_val_photos_with_face": sum(with_face) / max(len(with_face), 1),
-        "human_val_kept": float(
-            np.mean(np.concatenate([v >= threshold for v in human_scores.values()]))
-        ),
-    }
-    checkpoint.save_checkpoint(
-        args.out,
-        {
-            "task": TASK,
-            "arch": ARCH,
-            "arch_kwargs": {},
-            "img_size": IMG_SIZE,
-            "state_dict": {
-                k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()
-            },
-            "threshold": threshold,
-            "metrics": metrics,
-            "run_name": "faceness",
+        boxes = judge.detect(image).boxes
+        crops = crops_of(image, boxes, size, 0, rng)
+        animal.append(head.score(features(landmarker, crops)) if crops else np.zeros(0))
+    lowest = min(float(v.min()) for v in human.values())
+    threshold = 0.5 if lowest >= 0.6 else round(lowest / 1.2, 3)
+    head = FacenessHead(mean, std, weight, bias, threshold=threshold)
+
+    def photos_with_face(t: float) -> int:
+        return int(sum(bool((s >= t).any()) for s in animal))
+
+    report: dict[str, Any] = {
+        "model": args.model,
+        "threshold": threshold,
+        "lowest_human_val_score": round(lowest, 4),
+        "human_val": {
+            k: {"faces": len(v), "kept": int((v >= threshold).sum())} for k, v in human.items()
         },
-    )
+        "animal_split": {"train_photos": len(animals_train), "val_photos": len(animals_val)},
+        "animal_val": {
+            "photos": len(animal),
+            "with_detection": int(sum(len(s) > 0 for s in animal)),
+            "with_face_after_check": photos_with_face(threshold),
+            "by_threshold": {f"{t:g}": photos_with_face(t) for t in (0.1, 0.3, 0.5, 0.7, 0.9)},
+        },
+        "train_crops": {"human": len(pos), "other": len(neg)},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    data = checkpoint.load_checkpoint(source, "landmarks")
+    payload = {k: data[k] for k in checkpoint.EXPORT_KEYS if k in data}
+    payload.update({k: data[k] for k in ("quantized", "quantized_parts") if k in data})
+    payload["faceness"] = head.to_dict()
+    payload["faceness_metrics"] = report
+    checkpoint.save_checkpoint(args.out, payload)
     text = json.dumps(report, indent=2)
     print(text)
     if args.report:

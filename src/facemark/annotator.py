@@ -48,8 +48,8 @@ from PIL import Image
 
 from facemark.confidence import check_minimum
 from facemark.detectors.base import Detector, DetectorConfig
-from facemark.errors import DataError, UsageError
-from facemark.files import atomic_write, read_jsonl
+from facemark.errors import DataError, UsageError, option
+from facemark.files import OUTPUT_MARKER, atomic_write, is_output_folder, read_jsonl
 from facemark.images import Photo
 from facemark.shape import LABEL_ORIGIN, NUM_POINTS
 from facemark.video import VIDEO_SUFFIXES, VideoConfig, has_video_suffix
@@ -64,9 +64,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 JSONL_NAME = "annotations"
 DEFAULT_OUT = "facemark-out"
-#: Written into every output folder: scans skip folders that hold it, so annotated copies
-#: (points drawn on them) are never taken for photos, wherever the output folder lies.
-OUTPUT_MARKER = ".facemark-output"
 
 #: Quality of annotated JPEG/WebP copies: high enough that the thin keypoint dots stay crisp.
 _SAVE_OPTIONS: dict[str, dict[str, Any]] = {"JPEG": {"quality": 92}, "WEBP": {"quality": 90}}
@@ -97,11 +94,6 @@ class InputImage:
 
 def has_image_suffix(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
-
-
-def is_output_folder(folder: str | os.PathLike) -> bool:
-    """Whether facemark wrote ``folder`` (it holds :data:`OUTPUT_MARKER`)."""
-    return os.path.isfile(os.path.join(folder, OUTPUT_MARKER))
 
 
 def _scan_folder(
@@ -239,7 +231,7 @@ def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
         except ValueError:
             value = None
         if not sep or value is None:
-            raise UsageError(f"--shard must look like i/n, e.g. 1/4 (got '{shard}')")
+            raise UsageError(f"{option('shard')} must look like i/n, e.g. 1/4 (got '{shard}')")
     else:
         value = (int(shard[0]), int(shard[1]))
     index, count = value
@@ -348,7 +340,7 @@ class AnnotateConfig:
         self.detection.check()
         self.video.check()
         if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be >= 1 (got {self.batch_size})")
+            raise UsageError(f"{option('batch_size')} must be >= 1 (got {self.batch_size})")
         check_minimum(self.min_confidence)
         parse_shard(self.shard)
 
@@ -646,15 +638,11 @@ def _cut_partial_line(path: Path, block: int = 1 << 16) -> None:
 
 
 def mark_output(out: Path) -> None:
-    """Leave :data:`OUTPUT_MARKER` in an output folder (see :func:`is_output_folder`)."""
-    marker = out / OUTPUT_MARKER
-    if not marker.exists():
-        from facemark import __version__
+    """Mark ``out`` as an annotate output folder (:data:`files.OUTPUT_MARKER`): scans skip
+    it, so annotated copies (points drawn on them) are never taken for photos."""
+    from facemark import __version__, files
 
-        with contextlib.suppress(OSError):
-            marker.write_text(
-                json.dumps({"written_by": "facemark annotate", "version": __version__}) + "\n"
-            )
+    files.mark_output(out, __version__)
 
 
 class _Writer:
@@ -746,7 +734,7 @@ class Summary:
     out: Path | None = None
     shard: tuple[int, int] | None = None
     detector: dict[str, Any] | None = None  #: name and version of the detector used
-    rejected: int = 0  #: detections the landmark model did not confirm as faces
+    rejected: int = 0  #: detections the face check or the landmark model did not accept
     below_min_confidence: int = 0  #: faces dropped by ``min_confidence``
     #: records of an earlier run into the same folder: kept, and replaced by this run's
     earlier_kept: int = 0
@@ -843,6 +831,13 @@ def run(
         from facemark import video
 
         video.require_av()  # without PyAV: one line naming the install, before any work
+        ignored = [flag for flag, on in (("--pts", config.pts), ("--coco", config.coco)) if on]
+        if ignored:
+            warn(
+                f"{' and '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for photos; "
+                "each video gets its own "
+                "<video>.jsonl (and <video>.csv with --csv)"
+            )
         todo = [item for item in todo if item not in videos]
         if config.skip_existing and out_dir is not None:
             kept = [v for v in videos if not video.output_paths(out_dir, v.rel)[0].is_file()]
@@ -1073,7 +1068,7 @@ def summary_table(summary: Summary) -> Any:
         table.add_row("videos annotated", f"{summary.videos:,} ({summary.frames:,} frames)")
     table.add_row("faces", f"{summary.faces:,}")
     if summary.rejected:
-        table.add_row("not faces (landmark check)", f"{summary.rejected:,}")
+        table.add_row("not faces (face and landmark checks)", f"{summary.rejected:,}")
     if summary.below_min_confidence:
         table.add_row("dropped (below --min-confidence)", f"{summary.below_min_confidence:,}")
     if summary.skipped:

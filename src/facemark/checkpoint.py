@@ -23,18 +23,14 @@ from facemark.tasks.defaults import TASKS
 FORMAT = "facemark-checkpoint"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "task", "arch", "arch_kwargs", "state_dict")
-#: What a checkpoint can hold: the trainable tasks, and the face check (tools/train_faceness.py).
-CHECKPOINT_TASKS = (*TASKS, "faceness")
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (with task, arch, arch_kwargs, state_dict, ...) atomically."""
     from facemark import __version__
 
-    if payload.get("task") not in CHECKPOINT_TASKS:
-        raise ValueError(
-            f"checkpoint task must be one of {CHECKPOINT_TASKS}, got {payload.get('task')!r}"
-        )
+    if payload.get("task") not in TASKS:
+        raise ValueError(f"checkpoint task must be one of {TASKS}, got {payload.get('task')!r}")
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "facemark_version": __version__}
     data.update(payload)
     path = Path(path)
@@ -104,6 +100,7 @@ EXPORT_KEYS = (
     "epoch",
     "run_name",
     "dataset_fingerprint",
+    "faceness",
 )
 
 

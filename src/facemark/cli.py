@@ -754,6 +754,15 @@ def annotate_cmd(
         help="Keep a detection only when the landmark model's mean confidence on it reaches "
         "this (0: keep all).",
     ),
+    faceness: float = typer.Option(
+        _DETECT.faceness,
+        "--faceness",
+        min=0.0,
+        max=1.0,
+        help="Keep a detection only when the face check scores it a human face with at least "
+        "this probability (animal faces score low; 0: keep all). Each face record has its "
+        "faceness.",
+    ),
     min_confidence: float | None = typer.Option(
         _ANNOTATE.min_confidence,
         "--min-confidence",
@@ -849,7 +858,7 @@ def annotate_cmd(
         skip_existing=skip_existing,
         shard=shard,
         min_confidence=min_confidence,
-        detection=DetectorConfig(threshold, min_face, max_faces, det_size, confirm),
+        detection=DetectorConfig(threshold, min_face, max_faces, det_size, confirm, faceness),
         video=VideoConfig(
             video_stride, start, end, detect_every, smooth, smooth_min_cutoff, smooth_beta
         ),

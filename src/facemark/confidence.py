@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from facemark.errors import UsageError
+from facemark.errors import UsageError, option
 
 #: A face whose mean confidence is below this is flagged ``low_confidence``.  Chosen from the
 #: bundled model's faces (docs/evaluate.md, "What the confidence means"): on the val frames
@@ -44,7 +44,7 @@ def low_confidence(confidence: Any) -> bool:
     return not confident(confidence, LOW_CONFIDENCE)
 
 
-def check_minimum(value: float | None, option: str = "--min-confidence") -> None:
+def check_minimum(value: float | None, field: str = "min_confidence") -> None:
     """A confidence threshold must be None or within [0, 1]: one clear line otherwise."""
     if value is not None and not 0.0 <= value <= 1.0:
-        raise UsageError(f"{option} must be between 0 and 1 (got {value})")
+        raise UsageError(f"{option(field)} must be between 0 and 1 (got {value})")

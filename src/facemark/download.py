@@ -968,9 +968,16 @@ def fetch_dataset(
 
 
 def _check_source(url: str | None, zip_path: str | os.PathLike | None) -> str:
-    """Reject contradicting or malformed sources before any work; return the URL's scheme."""
+    """Reject contradicting or malformed sources before any work (also when the dataset is
+    installed already: a typo must not pass silently); return the URL's scheme."""
     if url and zip_path:
         raise UsageError("give either --url or --zip, not both")
+    if zip_path is not None:
+        archive = Path(zip_path).expanduser()
+        if archive.is_dir():
+            raise UsageError(f"--zip {zip_path} is a folder; give the .zip archive itself")
+        if not archive.is_file():
+            raise UsageError(f"no such file: {archive}")
     if not url:
         return ""
     scheme = urlparse(url).scheme.lower()

@@ -20,6 +20,25 @@ def quiet_warnings() -> Iterator[None]:
         yield
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message that says something: torch's
+    ``Error(s) in loading state_dict for HeatmapNet:`` heads a list whose first entry
+    (``size mismatch for head.weight ...``) is the news, so a line ending in ``:`` is
+    joined with the next one."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
+
+
+def option(field: str) -> str:
+    """How a message names a setting that is both a CLI option and a Python keyword:
+    ``option("min_face")`` -> ``--min-face (min_face=)``."""
+    return f"--{field.replace('_', '-')} ({field}=)"
+
+
 class FacemarkError(Exception):
     """A failure the user can act on; its message is the whole story, in one line."""
 

@@ -1,115 +1,116 @@
-"""Is this detection a human face?  A tiny classifier on the face crop, after the detector.
+"""Is this detection a human face?  A linear head on the landmark network's own features.
 
 YuNet, like every face detector trained on WIDER FACE, also fires on the faces of monkeys,
-dogs and cats; the landmark model's confidence does not tell them apart (a cat scored 0.72,
-true faces go down to 0.47).  This network looks at the same face crop the landmark model
-sees (the detector's box through :func:`facemark.transforms.crop_matrix`), at 64 px, and
-scores "human face" in [0, 1]: the ``faceness`` of every face record.  A detection below
-:attr:`~facemark.detectors.DetectorConfig.faceness` is counted as "not a face".
+dogs and cats, and the landmark model's mean confidence does not tell them apart (a cat
+scored 0.72, true faces go down to 0.47).  But the landmark network has just looked at the
+face crop with features trained on thousands of human faces: pooled over the crop, those
+features (and how sharply each of the 68 points peaks) separate human faces from animal
+ones well.  A logistic regression on them gives every face its ``faceness``, the
+probability that it is a human face, for the cost of one dot product.
 
-It is its own small model (about 0.1 M parameters, a fraction of a millisecond per face)
-rather than a head on the landmark network, so it works the same with every landmark
-model: the bundled float and int8 ones, a user's fine-tuned run, an exported one.
-``tools/train_faceness.py`` trains it (docs/faceness.md: data, split, threshold, figures).
+The head is tied to the weights it was fitted on, so it lives in the landmark checkpoint
+(``"faceness"``) and is refitted for a new model by ``tools/train_faceness.py`` (frozen
+network, seconds of fitting once the crops are mined; docs/faceness.md has the data, the
+split, the threshold and the figures).  Networks without it (other architectures, int8,
+a user's run before fitting) give ``None``: no face is then rejected for it.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
-from facemark import checkpoint, transforms
 from facemark.errors import CheckpointError
-from facemark.images import Photo
-from facemark.landmarker import crop_faces
 
-TASK = "faceness"
-ARCH = "facecheck"
-#: Input side of the classifier: the landmark crop (same box, same margin) at 64 px.
-IMG_SIZE = 64
-_MEAN, _STD = 0.5, 0.25
+#: Which features a head was fitted on (``HeatmapNet.forward_features``): a head fitted on
+#: other features must not be applied to these.
+FEATURES = "heatmap-pool-v1"
 
 
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-    )
+@dataclass(frozen=True)
+class FacenessHead:
+    """``p = sigmoid(((features - mean) / std) . weight + bias)`` per face."""
 
+    mean: np.ndarray  #: (D,) feature means of the fitting set
+    std: np.ndarray  #: (D,) and their spreads
+    weight: np.ndarray  #: (D,)
+    bias: float
+    #: the threshold chosen on validation when the head was fitted (informative: the one
+    #: applied is ``DetectorConfig.faceness``)
+    threshold: float
+    features: str = FEATURES
 
-class FaceCheckNet(nn.Module):
-    """Five stride-2 conv blocks (64 -> 2 px), global pooling, one logit."""
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Human-face probability ``(F,)`` of features ``(F, D)``."""
+        z = ((np.asarray(features, np.float64) - self.mean) / self.std) @ self.weight + self.bias
+        return (1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))).astype(np.float32)
 
-    arch = ARCH
-
-    def __init__(self, widths: Sequence[int] = (16, 32, 48, 64, 96)) -> None:
-        super().__init__()
-        chans = (3, *widths)
-        self.body = nn.Sequential(*(_block(a, b) for a, b in zip(chans, chans[1:], strict=False)))
-        self.head = nn.Linear(chans[-1], 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B,)`` for crops ``(B, 3, 64, 64)`` in [0, 1]."""
-        x = self.body((x - _MEAN) / _STD)
-        return self.head(x.mean(dim=(2, 3))).squeeze(1)
-
-
-class FaceChecker:
-    """A loaded face check: ``checker.score(photos, boxes)`` -> human-face probability per box."""
-
-    def __init__(
-        self, model: FaceCheckNet, device: str | torch.device = "cpu", info: Mapping | None = None
-    ) -> None:
-        self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
-        self.info: dict[str, Any] = dict(info or {})
+    def to_dict(self) -> dict[str, Any]:
+        """The checkpoint's ``"faceness"`` entry (lists and floats: ``weights_only`` loads it)."""
+        return {
+            "features": self.features,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "weight": self.weight.tolist(),
+            "bias": float(self.bias),
+            "threshold": float(self.threshold),
+        }
 
     @classmethod
-    def from_checkpoint(
-        cls, source: str | os.PathLike | Mapping[str, Any], device: str | torch.device = "cpu"
-    ) -> FaceChecker:
-        data = checkpoint.read(source, task=TASK)
-        where = str(source) if isinstance(source, (str, os.PathLike)) else "checkpoint"
+    def from_dict(cls, data: Mapping[str, Any], where: str = "checkpoint") -> FacenessHead:
         try:
-            model = FaceCheckNet(**dict(data.get("arch_kwargs") or {}))
-            model.load_state_dict(data["state_dict"])
-        except (RuntimeError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"{where} does not fit the face check network: {first}") from None
-        info = {k: data.get(k) for k in ("metrics", "threshold", "run_name", "dataset_fingerprint")}
-        return cls(model, device, info)
-
-    @torch.inference_mode()
-    def score_crops(self, crops: np.ndarray) -> np.ndarray:
-        """Human-face probability of ready-made crops ``(F, S, S, 3)`` uint8 (any S)."""
-        if not len(crops):
-            return np.zeros(0, np.float32)
-        x = transforms.to_tensor(np.asarray(crops)).to(self.device)
-        if x.shape[-1] != IMG_SIZE:
-            x = F.interpolate(x, size=(IMG_SIZE, IMG_SIZE), mode="bilinear", antialias=True)
-        return torch.sigmoid(self.model(x)).float().cpu().numpy()
-
-    def score(self, photos: Sequence[Photo], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """``(F,)`` probabilities per photo for its boxes; all faces go through at once."""
-        crops = [crop_faces(p, b, IMG_SIZE)[0] for p, b in zip(photos, boxes, strict=True)]
-        flat = self.score_crops(np.concatenate(crops)) if crops else np.zeros(0, np.float32)
-        out, start = [], 0
-        for c in crops:
-            out.append(flat[start : start + len(c)])
-            start += len(c)
-        return out
-
-    def __repr__(self) -> str:
-        return f"FaceChecker(device='{self.device}')"
+            head = cls(
+                mean=np.asarray(data["mean"], np.float64),
+                std=np.asarray(data["std"], np.float64),
+                weight=np.asarray(data["weight"], np.float64),
+                bias=float(data["bias"]),
+                threshold=float(data["threshold"]),
+                features=str(data.get("features", "")),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{where}: its faceness head is damaged") from None
+        sizes = {head.mean.shape, head.std.shape, head.weight.shape}
+        if len(sizes) != 1 or head.mean.ndim != 1 or not (head.std > 0).all():
+            raise CheckpointError(f"{where}: its faceness head is damaged")
+        return head
 
 
-def load_checker(device: str | torch.device = "cpu") -> FaceChecker:
-    """The bundled face check."""
-    from facemark import paths
+def fit_head(
+    positives: np.ndarray,
+    negatives: np.ndarray,
+    *,
+    weight_decay: float = 1e-3,
+    epochs: int = 30,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Logistic regression of human (``positives``) against not (``negatives``) features,
+    classes weighted equally: ``(mean, std, weight, bias)``."""
+    import torch
+    import torch.nn.functional as F
 
-    return FaceChecker.from_checkpoint(paths.bundled_weights_dir() / "faceness.pt", device)
+    x = np.concatenate([positives, negatives]).astype(np.float64)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    xt = torch.tensor((x - mean) / std, dtype=torch.float32)
+    yt = torch.tensor(np.r_[np.ones(len(positives)), np.zeros(len(negatives))], dtype=torch.float32)
+    gen = torch.Generator().manual_seed(seed)
+    layer = torch.nn.Linear(x.shape[1], 1)
+    with torch.no_grad():
+        layer.weight.normal_(0, 0.01, generator=gen)
+        layer.bias.zero_()
+    opt = torch.optim.AdamW(layer.parameters(), 1e-3, weight_decay=weight_decay)
+    pos_weight = torch.tensor(len(negatives) / max(len(positives), 1))
+    for _ in range(epochs):
+        order = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(order), 256):
+            idx = order[i : i + 256]
+            loss = F.binary_cross_entropy_with_logits(
+                layer(xt[idx]).squeeze(1), yt[idx], pos_weight=pos_weight
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    weight = layer.weight.detach().double().numpy().reshape(-1)
+    return mean, std, weight, float(layer.bias.detach())

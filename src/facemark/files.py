@@ -76,3 +76,38 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 record = json.loads(line)
                 if isinstance(record, dict) and isinstance(record.get("image"), str):
                     yield record
+
+
+# --------------------------------------------------------------------------- output folders
+
+#: Written into every ``annotate`` output folder: folder scans skip folders that hold it (their
+#: images are annotated copies), and it records the folders annotate ran in, where the
+#: relative image paths of the folder's records start.
+OUTPUT_MARKER = ".facemark-output"
+
+
+def is_output_folder(folder: str | os.PathLike) -> bool:
+    """Whether facemark annotate wrote ``folder`` (it holds :data:`OUTPUT_MARKER`)."""
+    return os.path.isfile(os.path.join(folder, OUTPUT_MARKER))
+
+
+def output_run_dirs(folder: str | os.PathLike) -> list[Path]:
+    """The folders ``annotate`` ran in when it wrote ``folder`` (from its marker), newest
+    last; empty for a folder without one."""
+    try:
+        data = json.loads(Path(folder, OUTPUT_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [Path(d) for d in data.get("ran_in", []) if isinstance(d, str)]
+
+
+def mark_output(folder: str | os.PathLike, version: str) -> None:
+    """Leave (or update) :data:`OUTPUT_MARKER` in an output folder, adding the current
+    folder to the folders annotate ran in."""
+    here = os.getcwd()
+    ran_in = [str(d) for d in output_run_dirs(folder)]
+    if here in ran_in and is_output_folder(folder):
+        return
+    data = {"written_by": "facemark annotate", "version": version, "ran_in": [*ran_in, here]}
+    with contextlib.suppress(OSError), atomic_write(Path(folder, OUTPUT_MARKER), "w") as fh:
+        fh.write(json.dumps(data) + "\n")

@@ -44,6 +44,7 @@ import numpy as np
 from facemark import coco, dataset
 from facemark.dataset import FaceSet, SkippedRow
 from facemark.errors import DataError, UsageError
+from facemark.files import is_output_folder, output_run_dirs
 from facemark.shape import LABEL_ORIGIN, NUM_POINTS
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,10 @@ def _walk(folder: Path) -> tuple[list[Path], list[Path]]:
     return pts, images
 
 
+#: Folders already reported as holding several kinds of labels.
+_TOLD: set[str] = set()
+
+
 def detect_format(path: str | os.PathLike) -> str:
     """``udacity``, ``csv``, ``pts``, ``jsonl`` or ``coco``: what ``path`` holds.
 
@@ -160,7 +165,8 @@ def detect_format(path: str | os.PathLike) -> str:
             )
             if found
         ]
-        if len(kinds) > 1:  # e.g. an annotate output folder: JSONL, COCO and .pts of one run
+        if len(kinds) > 1 and str(path) not in _TOLD:  # e.g. an annotate output folder
+            _TOLD.add(str(path))  # once per folder, however often it is looked at
             log.warning(
                 "%s holds %s labels; reading the %s (pass a file to choose another)",
                 path,
@@ -279,19 +285,28 @@ def read_pts_folder(folder: Path) -> Labels:
     return Labels(labels, skipped, pts_files)
 
 
+def image_roots(base: Path) -> list[Path]:
+    """Where the relative image paths of a label file in ``base`` may start, in order: the
+    current folder, the folders ``facemark annotate`` ran in when it wrote ``base`` (its
+    records name images relative to that), the file's folder and its ``images/``: never an
+    annotate output folder, whose images are annotated copies under the same relative names
+    (training on them would teach the drawn points)."""
+    own = [] if is_output_folder(base) else [base, base / "images"]
+    roots = [Path.cwd(), *reversed(output_run_dirs(base)), *own]
+    return list(dict.fromkeys(roots))
+
+
 def _resolve_image(name: str, base: Path) -> Path:
-    """An image path as a label file records it: as recorded (absolute, or relative to the
-    current folder, as ``facemark annotate`` records it), else relative to the file's folder
-    (or its ``images/`` subfolder).  The recorded path comes first because annotate's output
-    folder holds annotated copies under the same relative names: training on those would
-    teach the drawn points."""
+    """An image path as a label file records it: absolute, or under the first of
+    :func:`image_roots` that holds it."""
     recorded = Path(name).expanduser()
     if recorded.is_absolute():
         return recorded
-    for candidate in (recorded, base / recorded, base / "images" / recorded):
-        if candidate.is_file():
-            return candidate
-    return base / recorded
+    roots = image_roots(base)
+    for root in roots:
+        if (root / recorded).is_file():
+            return root / recorded
+    return roots[0] / recorded
 
 
 def _faces_to_labels(
@@ -522,7 +537,11 @@ def faces_from_labels(
         for s in skipped:
             counts[s.reason] = counts.get(s.reason, 0) + 1
         why = ", ".join(f"{n} {reason}" for reason, n in counts.items()) or "no labels"
-        raise DataError(f"no usable labelled face in {source} ({why})")
+        looked = ""
+        if "image file missing" in counts and read.files:
+            roots = ", ".join(str(r) for r in image_roots(read.files[0].parent))
+            looked = f"; relative image paths were looked up in: {roots}"
+        raise DataError(f"no usable labelled face in {source} ({why}){looked}")
     arr = np.stack(points) if points else np.zeros((0, NUM_POINTS, 2), np.float32)
     return FaceSet(names, pixels, arr, skipped)
 

@@ -18,7 +18,8 @@ from torch import nn
 
 from facemark import checkpoint, models, transforms
 from facemark.boxes import map_boxes
-from facemark.errors import CheckpointError, UsageError
+from facemark.errors import CheckpointError, UsageError, first_line
+from facemark.faceness import FEATURES, FacenessHead
 from facemark.images import DRAFT_FACTORS, Photo
 from facemark.shape import NUM_POINTS
 
@@ -53,6 +54,7 @@ class Landmarker:
         img_size: int,
         device: str | torch.device = "cpu",
         info: Mapping[str, Any] | None = None,
+        faceness: FacenessHead | None = None,
     ) -> None:
         self.device = torch.device(device)
         # BatchNorm folded into the convolutions: same outputs, fewer layers to run.
@@ -66,6 +68,14 @@ class Landmarker:
         self.img_size = int(img_size)
         #: What the checkpoint says about itself: arch, metrics, epoch, run name, ...
         self.info: dict[str, Any] = dict(info or {})
+        #: "human face or not" on this network's features (None: this model has none)
+        self.faceness = (
+            faceness
+            if faceness is not None
+            and faceness.features == FEATURES
+            and hasattr(self.model, "forward_features")
+            else None
+        )
 
     @property
     def arch(self) -> str:
@@ -96,9 +106,8 @@ class Landmarker:
             if data.get("quantized") is None:
                 model.load_state_dict(data["state_dict"])
         except (UsageError, RuntimeError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(
-                f"{where} does not match architecture {arch!r}: {first}"
+                f"{where} does not match architecture {arch!r}: {first_line(exc)}"
             ) from None
         img_size = int(data.get("img_size") or getattr(model, "img_size", 0) or 0)
         if img_size <= 0:
@@ -108,7 +117,9 @@ class Landmarker:
 
             model = quantize.from_checkpoint(model, data, where, str(device))
         info = {k: data.get(k) for k in INFO_KEYS}
-        return cls(model, img_size, device, info)
+        head = data.get("faceness")
+        faceness = FacenessHead.from_dict(head, where) if isinstance(head, Mapping) else None
+        return cls(model, img_size, device, info, faceness)
 
     def crops(self, photo: Photo, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network's view of each box (:func:`crop_faces` at the model's input size)."""
@@ -116,25 +127,39 @@ class Landmarker:
 
     @torch.inference_mode()
     def predict_crops(
-        self, crops: np.ndarray | torch.Tensor, flip: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, crops: np.ndarray | torch.Tensor, flip: bool = False, faceness: bool = False
+    ) -> tuple[np.ndarray, ...]:
         """Keypoints in crop pixels and confidences for ready-made crops ``(F, S, S, 3)`` uint8
-        (or a float tensor ``(F, 3, S, S)`` in [0, 1])."""
+        (or a float tensor ``(F, 3, S, S)`` in [0, 1]); with ``faceness`` (and a model that
+        has a faceness head) also each face's human-face probability ``(F,)``."""
         x = crops if isinstance(crops, torch.Tensor) else transforms.to_tensor(np.asarray(crops))
         if x.ndim == 3:
             x = x[None]
-        kps, conf = [], []
+        want = faceness and self.faceness is not None
+        kps, conf, feats = [], [], []
         for start in range(0, x.shape[0], MAX_BATCH):
-            k, c = self._run(x[start : start + MAX_BATCH].to(self.device), flip)
+            k, c, f = self._run(x[start : start + MAX_BATCH].to(self.device), flip, want)
             kps.append(k)
             conf.append(c)
+            feats.append(f)
         if not kps:
-            return _none()
-        return torch.cat(kps).numpy(), torch.cat(conf).numpy()
+            return (*_none(), np.zeros(0, np.float32)) if want else _none()
+        out = torch.cat(kps).numpy(), torch.cat(conf).numpy()
+        if not want:
+            return out
+        assert self.faceness is not None
+        return (*out, self.faceness.score(torch.cat(feats).numpy()))
 
-    def _run(self, x: torch.Tensor, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(
+        self, x: torch.Tensor, flip: bool, features: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         x = x.contiguous(memory_format=self.memory_format)
-        kps, conf = self.model.decode(self.model(x))
+        if features:
+            outputs, feats = self.model.forward_features(x)
+            feats = feats.float().cpu()
+        else:
+            outputs, feats = self.model(x), None
+        kps, conf = self.model.decode(outputs)
         if flip:
             # Mirror the crops, predict, mirror the points back (x -> S - 1 - x in the
             # pixel-index convention) and renumber them, then average with the plain pass.
@@ -143,29 +168,48 @@ class Landmarker:
             fk = fk[:, perm]
             fk[..., 0] = (self.img_size - 1) - fk[..., 0]
             kps, conf = (kps + fk) / 2, (conf + fc[:, perm]) / 2
-        return kps.float().cpu(), conf.float().cpu()
+        return kps.float().cpu(), conf.float().cpu(), feats
 
-    def predict_photos(
+    def mark_photos(
         self, photos: Sequence[Photo], boxes: Sequence[np.ndarray], flip: bool = False
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``(keypoints (F, 68, 2), confidence (F, 68))`` per photo for its boxes, in full-size
-        photo pixels; the faces of all photos go through the network together.
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """``(keypoints (F, 68, 2), confidence (F, 68), faceness (F,) or None)`` per photo for
+        its boxes, in full-size photo pixels; the faces of all photos go through the network
+        together.
 
         This is the one landmark path: :class:`facemark.FaceMarker`, ``annotate``,
         ``evaluate`` and :meth:`predict` all come here.
         """
         per_photo = [self.crops(p, b) for p, b in zip(photos, boxes, strict=True)]
         crops = np.concatenate([c for c, _ in per_photo]) if per_photo else np.zeros((0,))
-        kps_all, conf_all = self.predict_crops(crops, flip) if len(crops) else _none()
+        human: np.ndarray | None = None
+        if not len(crops):
+            kps_all, conf_all = _none()
+        elif self.faceness is not None:
+            kps_all, conf_all, human = self.predict_crops(crops, flip, faceness=True)
+        else:
+            kps_all, conf_all = self.predict_crops(crops, flip)
         out, start = [], 0
         for _, matrices in per_photo:
             stop = start + len(matrices)
             kps = kps_all[start:stop].astype(np.float64)
             for j, M in enumerate(matrices):
                 kps[j] = transforms.apply_affine(kps[j], transforms.invert_affine(M))
-            out.append((kps.astype(np.float32), conf_all[start:stop].astype(np.float32)))
+            out.append(
+                (
+                    kps.astype(np.float32),
+                    conf_all[start:stop].astype(np.float32),
+                    None if human is None else human[start:stop],
+                )
+            )
             start = stop
         return out
+
+    def predict_photos(
+        self, photos: Sequence[Photo], boxes: Sequence[np.ndarray], flip: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`mark_photos` without the faceness: ``(keypoints, confidence)`` per photo."""
+        return [(k, c) for k, c, _ in self.mark_photos(photos, boxes, flip)]
 
     def predict(
         self, image: Any, boxes: np.ndarray, flip: bool = False

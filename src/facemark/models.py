@@ -207,6 +207,19 @@ class HeatmapNet(nn.Module):
         out = fp32(self.head, self.neck(self.backbone(self.norm(x))))
         return out.view(out.shape[0], 3, NUM_POINTS, self.grid, self.grid)
 
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward``'s outputs and what the faceness head reads (:mod:`facemark.faceness`):
+        the mean and max over the crop of the two coarsest feature maps, and how sharply
+        each point's score map peaks; ``(B, 2 * (C3 + C4) + 68)``."""
+        feats = self.backbone(self.norm(x))
+        out = fp32(self.head, self.neck(feats))
+        out = out.view(out.shape[0], 3, NUM_POINTS, self.grid, self.grid)
+        pooled = [
+            torch.cat([f.float().mean((2, 3)), f.float().amax((2, 3))], 1) for f in feats[-2:]
+        ]
+        peaks = F.softmax(out[:, 0].reshape(out.shape[0], NUM_POINTS, -1), -1).amax(-1)
+        return out, torch.cat([*pooled, peaks], 1)
+
     def _to_cells(self, kps: torch.Tensor) -> torch.Tensor:
         return (kps.float() + 0.5) / self.stride - 0.5
 

@@ -42,6 +42,8 @@ class Face:
     keypoints: np.ndarray  #: (68, 2) x, y in image pixels, 0-based pixel centres
     confidence: np.ndarray  #: (68,) the landmark model's confidence in [0, 1]
     pose: Pose | None = None  #: yaw, pitch, roll (degrees), rvec, tvec; see facemark.pose
+    #: probability that this is a human face (:mod:`facemark.faceness`); None: not checked
+    faceness: float | None = None
 
     @property
     def low_confidence(self) -> bool:
@@ -59,6 +61,8 @@ class Face:
             "confidence": np.round(np.asarray(self.confidence, np.float64), 4).tolist(),
             "low_confidence": self.low_confidence,
         }
+        if self.faceness is not None:
+            record["faceness"] = round(float(self.faceness), 4)
         if self.pose is not None:
             record["pose"] = self.pose.to_dict()
         return record
@@ -139,10 +143,10 @@ class FaceMarker:
         """:meth:`batch`, with counts: ``(faces, rejected detections, dropped faces)`` per
         image.
 
-        A detection is kept as a face only when the landmark model's mean confidence on it
-        reaches the detector config's ``confirm``: the detector alone scores some animals,
-        patterns and skin regions like faces, and the landmark model, which saw only human
-        faces, is a second opinion on them at no extra cost.  Faces whose mean point
+        A detection is kept as a face only when the face check scores it at least the
+        detector config's ``faceness`` (the detector alone fires on animal faces too) and the
+        landmark model's mean confidence on it reaches ``confirm`` (patterns and skin regions
+        the detector takes for faces).  Faces whose mean point
         confidence is below ``min_confidence`` (None: none are) are then dropped, before
         ``max_faces`` is applied.  Each kept face gets its head pose (a fraction of a
         millisecond).
@@ -152,16 +156,29 @@ class FaceMarker:
         if names is None:
             names = [os.fspath(im) if isinstance(im, (str, os.PathLike)) else None for im in images]
         found = self.detect(photos, names)
-        marks = self.landmarks(photos, [d.boxes for d in found])
+        marks = self.marks(photos, [d.boxes for d in found])
         assert self.detector is not None  # detect() said so otherwise
-        confirm = self.detector.config.confirm if self.detector.needs_confirmation else 0.0
+        checks = self.detector.needs_confirmation
+        confirm = self.detector.config.confirm if checks else 0.0
+        least = self.detector.config.faceness if checks else 0.0
         faces, rejected, dropped = [], [], []
-        for photo, det, (kps, conf) in zip(photos, found, marks, strict=True):
+        for photo, det, (kps, conf, fness) in zip(photos, found, marks, strict=True):
             size = (photo.width, photo.height)
-            real = [k for k in range(len(det)) if confident(conf[k], confirm)]
+            real = [
+                k
+                for k in range(len(det))
+                if confident(conf[k], confirm) and (fness is None or fness[k] >= least)
+            ]
             sure = [k for k in real if confident(conf[k], min_confidence)]
             kept = [
-                Face(det.boxes[k], float(det.scores[k]), kps[k], conf[k], head_pose(kps[k], size))
+                Face(
+                    det.boxes[k],
+                    float(det.scores[k]),
+                    kps[k],
+                    conf[k],
+                    head_pose(kps[k], size),
+                    None if fness is None else float(fness[k]),
+                )
                 for k in sure
             ]
             rejected.append(len(det) - len(real))
@@ -190,7 +207,14 @@ class FaceMarker:
         self, photos: Sequence[Any], boxes: Sequence[np.ndarray]
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(keypoints (F, 68, 2), confidence (F, 68))`` per image for the given boxes."""
-        return self.landmarker.predict_photos([as_photo(p, 0) for p in photos], boxes, self.flip)
+        return [(k, c) for k, c, _ in self.marks(photos, boxes)]
+
+    def marks(
+        self, photos: Sequence[Any], boxes: Sequence[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """:meth:`landmarks` with each face's ``faceness`` (None per image when the landmark
+        model has no faceness head; see :mod:`facemark.faceness`)."""
+        return self.landmarker.mark_photos([as_photo(p, 0) for p in photos], boxes, self.flip)
 
     def describe(self) -> dict[str, Any]:
         """What produced the output: detector and landmark model, for output headers."""

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from facemark import devices, paths, runs
 from facemark.checkpoint import load_checkpoint, save_checkpoint
-from facemark.errors import CheckpointError, DataError, FacemarkError, UsageError
+from facemark.errors import CheckpointError, DataError, FacemarkError, UsageError, first_line
 from facemark.files import write_json
 from facemark.tasks import Task, get_task
 
@@ -653,7 +653,7 @@ class _Trainer:
                 self.scaler.load_state_dict(state["scaler"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(
-                f"--resume: the checkpoint does not fit this model ({exc})".splitlines()[0]
+                f"--resume: the checkpoint does not fit this model ({first_line(exc)})"
             ) from None
         self.start_epoch = int(state["epoch"])
         self.skip_batches = int(state.get("step_in_epoch", 0))

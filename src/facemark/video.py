@@ -41,7 +41,7 @@ import numpy as np
 
 from facemark.boxes import box_iou
 from facemark.confidence import confident, low_confidence
-from facemark.errors import DataError, UsageError
+from facemark.errors import DataError, UsageError, option
 from facemark.images import Photo
 from facemark.pose import Pose, head_pose
 
@@ -96,11 +96,11 @@ class VideoConfig:
 
     def check(self) -> None:
         if self.video_stride < 1:
-            raise UsageError(f"--video-stride must be >= 1 (got {self.video_stride})")
+            raise UsageError(f"{option('video_stride')} must be >= 1 (got {self.video_stride})")
         if self.detect_every < 1:
-            raise UsageError(f"--detect-every must be >= 1 (got {self.detect_every})")
+            raise UsageError(f"{option('detect_every')} must be >= 1 (got {self.detect_every})")
         if self.start < 0:
-            raise UsageError(f"--start must be >= 0 seconds (got {self.start})")
+            raise UsageError(f"{option('start')} must be >= 0 seconds (got {self.start})")
         if self.end is not None and self.end <= self.start:
             raise UsageError(f"--end ({self.end}) must be after --start ({self.start})")
         if self.smooth_min_cutoff <= 0 or self.smooth_beta < 0:
@@ -304,6 +304,8 @@ class Track:
     box: np.ndarray  #: crop box the last keypoints were found in
     score: float  #: detector score of the detection that started or last confirmed it
     scale: float  #: face size at the start (normalises the filter)
+    #: the face check's "human face" probability at the last detection (None: not checked)
+    faceness: float | None = None
     filter: OneEuro | None = None
     smoothed: np.ndarray | None = None
 
@@ -343,7 +345,9 @@ class Tracker:
     def __init__(self, marker: FaceMarker, config: VideoConfig, timing: Timing) -> None:
         self.marker, self.config, self.timing = marker, config, timing
         det = marker.detector
-        self.confirm = det.config.confirm if det is not None and det.needs_confirmation else 0.0
+        checks = det is not None and det.needs_confirmation
+        self.confirm = det.config.confirm if checks else 0.0
+        self.least_faceness = det.config.faceness if checks else 0.0
         self.tracks: list[Track] = []
         self.next_id = 0
         self.since_detect = 0
@@ -398,7 +402,11 @@ class Tracker:
         new: list[Track] = []
         for d in range(len(boxes)):
             kps, conf = marks[0][d], marks[1][d]
-            if not confident(conf, self.confirm):
+            fness = None if marks[2] is None else float(marks[2][d])
+            # a new face must pass the face check; a followed one passed it when it started
+            if not confident(conf, self.confirm) or (
+                owner[d] is None and fness is not None and fness < self.least_faceness
+            ):
                 continue
             track = owner[d]
             if track is None:
@@ -406,6 +414,7 @@ class Tracker:
             else:
                 track.keypoints, track.confidence, track.box = kps, conf, crop[d]
                 track.score = float(found.scores[d])
+            track.faceness = fness
             new.append(track)
         for j, track in enumerate(missed):
             kps, conf = marks[0][len(boxes) + j], marks[1][len(boxes) + j]
@@ -417,7 +426,7 @@ class Tracker:
 
     def _follow(self, photo: Photo) -> None:
         crop = [_face_box(t.keypoints) for t in self.tracks]
-        kps, conf = self._landmarks(photo, crop)
+        kps, conf, _ = self._landmarks(photo, crop)
         kept = []
         for k, track in enumerate(self.tracks):
             if not confident(conf[k], self.confirm):
@@ -429,14 +438,17 @@ class Tracker:
         if not self.tracks:
             self.lost = True
 
-    def _landmarks(self, photo: Photo, boxes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _landmarks(
+        self, photo: Photo, boxes: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Keypoints, confidences and faceness (None without a faceness head) per box."""
         if not boxes:
-            return np.zeros((0, 68, 2)), np.zeros((0, 68))
+            return np.zeros((0, 68, 2)), np.zeros((0, 68)), None
         clock = time.perf_counter()
         arr = np.asarray(boxes, np.float32).reshape(-1, 4)
-        kps, conf = self.marker.landmarks([photo], [arr])[0]
+        kps, conf, human = self.marker.marks([photo], [arr])[0]
         self.timing.landmarks += time.perf_counter() - clock
-        return np.asarray(kps, np.float64), np.asarray(conf, np.float64)
+        return np.asarray(kps, np.float64), np.asarray(conf, np.float64), human
 
     def _start(self, kps: np.ndarray, conf: np.ndarray, box: np.ndarray, score: float) -> Track:
         face = _face_box(kps)
@@ -501,6 +513,8 @@ def frame_record(
             "confidence": np.round(track.confidence, 4).tolist(),
             "low_confidence": low_confidence(track.confidence),
         }
+        if track.faceness is not None:
+            face["faceness"] = round(track.faceness, 4)
         if poses and poses[k] is not None:
             face["pose"] = poses[k].to_dict()
         faces.append(face)

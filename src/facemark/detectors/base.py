@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from facemark.boxes import map_boxes
-from facemark.errors import UsageError
+from facemark.errors import UsageError, option
 
 if TYPE_CHECKING:
     import torch
@@ -42,16 +42,24 @@ class DetectorConfig:
     #: Measured: true faces of the photo set and the val frames score 0.47 and more, some
     #: detector false positives on face-free photos 0.33-0.39.
     confirm: float = 0.4
+    #: A detection counts as a face only when the face check (:mod:`facemark.faceness`)
+    #: scores it at least this "human face" probability: the detector fires on animal faces
+    #: too.  Chosen on validation (docs/faceness.md); 0 turns the check off.
+    faceness: float = 0.5
 
     def check(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
-            raise UsageError(f"--threshold must be between 0 and 1 (got {self.threshold})")
+            raise UsageError(
+                f"{option('threshold')} must be between 0 and 1 (got {self.threshold})"
+            )
         if self.min_face < 0:
-            raise UsageError(f"--min-face must be >= 0 pixels (got {self.min_face})")
+            raise UsageError(f"{option('min_face')} must be >= 0 pixels (got {self.min_face})")
         if self.max_faces is not None and self.max_faces < 1:
-            raise UsageError(f"--max-faces must be >= 1 (got {self.max_faces})")
+            raise UsageError(f"{option('max_faces')} must be >= 1 (got {self.max_faces})")
         if not 0.0 <= self.confirm <= 1.0:
-            raise UsageError(f"--confirm must be between 0 and 1 (got {self.confirm})")
+            raise UsageError(f"{option('confirm')} must be between 0 and 1 (got {self.confirm})")
+        if not 0.0 <= self.faceness <= 1.0:
+            raise UsageError(f"{option('faceness')} must be between 0 and 1 (got {self.faceness})")
         if self.det_size is not None and (self.det_size < 32 or self.det_size % 32):
             raise UsageError(
                 f"--det-size must be a multiple of 32, at least 32 (got {self.det_size})"

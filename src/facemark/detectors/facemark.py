@@ -21,7 +21,7 @@ from facemark import checkpoint
 from facemark.boxes import letterbox, letterbox_shape, nms, pad_multiple
 from facemark.detection import DEFAULT_INPUT_SIZE, SIZE_MULTIPLE, STRIDE, build_detector, decode
 from facemark.detectors.base import Detections, Detector, DetectorConfig, input_tensor
-from facemark.errors import CheckpointError, UsageError
+from facemark.errors import CheckpointError, UsageError, first_line
 from facemark.images import as_rgb_array
 
 
@@ -67,7 +67,7 @@ class FacemarkDetector(Detector):
             model.load_state_dict(data["state_dict"])
         except (UsageError, RuntimeError) as exc:
             raise CheckpointError(
-                f"detector weights do not fit arch {data['arch']!r}: {str(exc).splitlines()[0]}"
+                f"detector weights do not fit arch {data['arch']!r}: {first_line(exc)}"
             ) from None
         info = {
             k: data.get(k)

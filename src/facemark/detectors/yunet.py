@@ -55,7 +55,7 @@ from torch import nn
 from facemark import checkpoint as ckpt
 from facemark.boxes import letterbox, nms
 from facemark.detectors.base import Detections, Detector, DetectorConfig, input_tensor
-from facemark.errors import CheckpointError, UsageError
+from facemark.errors import CheckpointError, UsageError, first_line
 from facemark.images import as_rgb_array
 
 TASK = "detector"
@@ -458,7 +458,7 @@ class YuNetDetector(Detector):
             net.load_state_dict(data["state_dict"])
         except RuntimeError as exc:
             raise CheckpointError(
-                f"weights do not fit YuNet-{net.variant}: {str(exc).splitlines()[0]}"
+                f"weights do not fit YuNet-{net.variant}: {first_line(exc)}"
             ) from None
         threshold = float(data.get("score_threshold", DEFAULT_SCORE_THRESHOLD))
         info = {
