@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -339,9 +340,16 @@ def test_truncated_file_is_a_counted_failure(photos: Path, tmp_path: Path) -> No
 
 
 def test_nothing_readable_is_an_error(tmp_path: Path) -> None:
+    """One line, not a warning followed by an error that repeats it."""
     (tmp_path / "bad.png").write_bytes(b"nope")
-    with pytest.warns(an.AnnotateWarning), pytest.raises(DataError, match="no image could be read"):
-        run_stub(tmp_path / "bad.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(DataError, match=r"no image could be read \(.*bad.png: "):
+            run_stub(tmp_path / "bad.png")
+    assert not [w for w in caught if issubclass(w.category, an.AnnotateWarning)]
+    (tmp_path / "bad2.jpg").write_bytes(b"\xff\xd8 cut")
+    with pytest.raises(DataError, match=r"\(2 failed; first: "):
+        run_stub(tmp_path)
     with pytest.raises(UsageError, match="no images to annotate .*no such file or folder"):
         run_stub(tmp_path / "does-not-exist")
 

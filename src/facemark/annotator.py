@@ -796,7 +796,15 @@ def run(
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     config.check()
     shard_spec = parse_shard(config.shard)
-    warn = on_warning or (lambda message: warnings.warn(message, AnnotateWarning, stacklevel=3))
+    warn = _Deferred(
+        on_warning or (lambda message: warnings.warn(message, AnnotateWarning, stacklevel=4))
+    )
+
+    def recorded(record: dict[str, Any]) -> None:
+        warn.release()  # an image went through: the held-back warnings are news now
+        if on_record is not None:
+            on_record(record)
+
     out_dir = Path(out).expanduser() if out is not None else None
     if out_dir is None and (config.csv or config.coco or config.pts or config.skip_existing):
         raise UsageError("csv, coco, pts and skip_existing need an output folder (out=...)")
@@ -852,9 +860,9 @@ def run(
         open_writer = functools.partial(_Writer, layout, config) if layout else None
         with progress if progress is not None else contextlib.nullcontext():
             if todo:
-                _process(todo, marker, config, open_writer, summary, warn, on_record, progress)
+                _process(todo, marker, config, open_writer, summary, warn, recorded, progress)
             if videos:
-                _process_videos(videos, marker, config, out_dir, summary, warn, on_record, progress)
+                _process_videos(videos, marker, config, out_dir, summary, warn, recorded, progress)
     if layout is not None:
         kept, summary.replaced = merge_records(layout.jsonl)
         summary.earlier_kept = max(kept - summary.images, 0)
@@ -867,10 +875,30 @@ def run(
     summary.seconds = time.perf_counter() - start
     if summary.images == 0 and summary.videos == 0 and summary.failures and not summary.skipped:
         first, reason = summary.failures[0]
-        raise DataError(
-            f"no image could be read ({len(summary.failures)} failed; first: {first}: {reason})"
-        )
+        more = f"{len(summary.failures)} failed; first: " if len(summary.failures) > 1 else ""
+        raise DataError(f"no image could be read ({more}{first}: {reason})")
+    warn.release()
     return summary
+
+
+class _Deferred:
+    """Warnings held back until the first image is annotated: when none can be read, the
+    run's one error line says it all instead of following a warning that said the same."""
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self.warn, self.held, self.open = warn, [], False
+
+    def __call__(self, message: str) -> None:
+        if self.open:
+            self.warn(message)
+        else:
+            self.held.append(message)
+
+    def release(self) -> None:
+        self.open = True
+        held, self.held = self.held, []
+        for message in held:
+            self.warn(message)
 
 
 def _process(
