@@ -66,6 +66,7 @@ from PIL import Image, ImageDraw, ImageOps  # noqa: E402
 SHARED_ZIP = ROOT.parent / "shared" / "data" / "P1_Facial_Keypoints-master.zip"
 DEFAULT_PHOTOS = ROOT.parent / "shared" / "photos"
 DEFAULT_PHOTOS_JSON = ROOT / "benchmarks" / "photos.json"
+DEFAULT_ANIMALS = ROOT.parent / "shared" / "data" / "nonhuman"
 DEFAULT_OVERLAYS = ROOT / "benchmarks" / "results" / "overlays"
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "detector.json"
 DEFAULT_MD = ROOT / "docs" / "detector-benchmark.md"
@@ -81,16 +82,19 @@ FACE_FREE = (
 )  # fmt: skip
 
 #: facemark's detectors (specs for ``load_detector``) and the two classic ones.
-OURS = ("yunet_n", "yunet_s", "facemark")
+#: facemark's rows; ``annotate`` is YuNet-n with every check annotate applies (the landmark
+#: model's confidence and faceness): the faces a user gets, not the detector's raw boxes.
+OURS = ("yunet_n", "yunet_s", "facemark", "annotate")
 EXTERNAL = ("dlib_hog", "haar")
 LABELS = {
     "yunet_n": "YuNet-n (default)",
     "yunet_s": "YuNet-s",
     "facemark": "facemark (old detector)",
+    "annotate": "YuNet-n + landmark and faceness checks (what annotate keeps)",
     "dlib_hog": "dlib HOG (upsample 1)",
     "haar": "OpenCV Haar cascade",
 }
-PARTS = ("photos", "overlays", "frames", "archive", "face_free", "speed", "pipeline")
+PARTS = ("photos", "overlays", "frames", "archive", "face_free", "animals", "speed", "pipeline")
 #: A labelled face is required when its eyes are at least this far apart and it has no note.
 REQUIRED_EYE_DISTANCE = 12.0
 #: Group photos (this many faces or more) get overlays.
@@ -495,12 +499,15 @@ class Runner:
 class OursRunner(Runner):
     """facemark's detectors through :class:`facemark.FaceMarker` (the annotate path)."""
 
-    def __init__(self, key: str, spec: str, config: Any, landmark_model: Any) -> None:
-        """``landmark_model``: a spec, or a loaded ``Landmarker`` (one shared by every row)."""
+    def __init__(
+        self, key: str, spec: str, config: Any, landmark_model: Any, checked: bool = False
+    ) -> None:
+        """``landmark_model``: a spec, or a loaded ``Landmarker`` (one shared by every row);
+        ``checked``: report the faces annotate keeps (``FaceMarker.mark``), not raw boxes."""
         from facemark.detectors import load_detector
         from facemark.pipeline import FaceMarker
 
-        self.key, self.spec = key, spec
+        self.key, self.spec, self.checked = key, spec, checked
         self.detector = load_detector(spec, "cpu", config)
         self.marker = FaceMarker(detector=self.detector, model=landmark_model)
         base = key.split("@")[0]
@@ -516,6 +523,11 @@ class OursRunner(Runner):
 
         out = {}
         for name, im in images.items():
+            if self.checked:  # as annotate: FaceMarker opens paths itself
+                faces = self.marker.mark([im])[0][0]
+                boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
+                out[name] = (boxes, np.array([f.score for f in faces], np.float64))
+                continue
             d = self.marker.detect([as_photo(im)])[0]
             out[name] = (np.asarray(d.boxes, np.float64), np.asarray(d.scores, np.float64))
         return out
@@ -826,6 +838,27 @@ def markdown(results: dict[str, Any]) -> str:
         header = ["detector", "obamas.jpg (2)", "mona_lisa.jpg (1)",
                   "FP/image, face-free photos", "face-free photos with a detection"]  # fmt: skip
         lines += table(header, body) + [""]
+    animals = results.get("animals")
+    if animals:
+        lines += [
+            f"## Animal photos ({animals['photos']} photos, no people; "
+            f"{animals['held_out']} held out from fitting the faceness head)",
+            "",
+            "Photos where a face is reported, out of all and out of the held-out part "
+            "(whole sources held out: other breeds, species and photographers than the head "
+            "was fitted on; benchmarks/animals.py). Every face here is a false one.",
+            "",
+        ]
+        body = [
+            [r["label"],
+             f"{a['photos_with_face']} ({_pct(a['photos_with_face'] / animals['photos'])})",
+             f"{a['held_out_with_face']} ({_pct(a['held_out_with_face'] / animals['held_out'])})",
+             str(a["faces"])]
+            for r in rows.values()
+            if (a := r.get("animals"))
+        ]  # fmt: skip
+        header = ["detector", "photos with a face, all", "held out", "faces, all"]
+        lines += table(header, body) + [""]
     speed = results.get("speed")
     if speed:
         heads = [f"{s['label']}" for s in speed["images"].values()]
@@ -908,6 +941,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"({', '.join(PARTS)}) to leave out",
     )
     ap.add_argument("--model", default="facemark", help="spec of the old facemark detector row")
+    ap.add_argument("--animals", type=Path, default=DEFAULT_ANIMALS, help="animal photos")
     ap.add_argument(
         "--input-sizes", default="", help="comma-separated det_size values [each detector's own]"
     )
@@ -974,11 +1008,11 @@ def main(argv: list[str] | None = None) -> int:
     # the landmark model is loaded once and shared by every facemark row
     landmarker = hub.load_model(args.landmark_model, "cpu") if ours else None
     for key in ours:
-        spec = args.model if key == "facemark" else key
+        spec = {"facemark": args.model, "annotate": "yunet_n"}.get(key, key)
         for size in sizes:
             config = DetectorConfig(threshold=args.threshold, min_face=args.min_face, det_size=size)
             runners.append(OursRunner(key if size is None else f"{key}@{size}", spec, config,
-                                      landmarker))  # fmt: skip
+                                      landmarker, checked=key == "annotate"))  # fmt: skip
     dlib_versions = None
     if not ({"dlib", "dlib_hog"} & skip):
         from benchmarks import dlib_runner
@@ -1088,6 +1122,30 @@ def main(argv: list[str] | None = None) -> int:
                     "fp_per_image": sum(by_image.values()) / len(by_image),
                     "by_image": by_image,
                 }
+
+    # --- animal photos: how many get a "face"
+    if "animals" not in skip and (args.animals / "manifest.tsv").is_file():
+        from benchmarks.animals import split_animals
+
+        held_out = {p.name for p in split_animals(args.animals)[1]}
+        animal_paths = {p.name: p for p in sorted(args.animals.glob("*.jpg"))}
+        results["animals"] = {
+            "dir": _shown(args.animals),
+            "photos": len(animal_paths),
+            "held_out": len(held_out),
+        }
+        for r in runners:
+            log(f"animals: {r.key}")
+            found = r.detect(dict(animal_paths))
+            with_face = sorted(k for k, v in found.items() if len(v[0]))
+            rows[r.key]["animals"] = {
+                "photos_with_face": len(with_face),
+                "held_out_with_face": sum(k in held_out for k in with_face),
+                "faces": int(sum(len(v[0]) for v in found.values())),
+                "held_out_photos": sorted(k for k in with_face if k in held_out),
+            }
+    elif "animals" not in skip:
+        notes.append(f"animals skipped: no manifest.tsv in {args.animals}")
 
     # --- 4. speed
     with tempfile.TemporaryDirectory(prefix="facemark-bench-speed-") as tmp:

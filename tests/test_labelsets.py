@@ -388,8 +388,14 @@ def test_evaluate_on_a_pts_folder(tmp_path: Path, tiny_landmark_checkpoint: Path
     assert summary["nme_io"] is not None
     table = CliRunner().invoke(app, [*args, "--no-timing"], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "NME" in table.output
-    line = _one_line_error(CliRunner().invoke(app, [*args, "--split", "val"]))
-    assert "--split" in line
+    # --split val: the part train --data holds out of it (one of the 4 files at 10 %)
+    val = CliRunner().invoke(app, [*args, "--split", "val", "--no-timing", "--json"])
+    assert val.exit_code == 0, val.output
+    (held_out,) = json.loads(val.stdout)["sources"]["faces"]["models"]
+    assert held_out["images"] == len(labelsets.split_faces(labelsets.load_faces(
+        tmp_path / "faces"), 0.1, 0)[1]) == 1  # fmt: skip
+    line = _one_line_error(CliRunner().invoke(app, [*args, "--split", "test"]))
+    assert "--split test" in line
 
 
 def test_preview_from_jsonl(tmp_path: Path) -> None:
@@ -498,3 +504,24 @@ def test_annotate_output_read_from_another_folder_finds_the_photos(
     (run_dir / "photos" / "x.png").unlink()
     with pytest.raises(DataError, match="looked up in: .*shoot"):
         labelsets.load_faces(out / "annotations.jsonl")
+
+
+def test_evaluate_scores_each_source_on_its_held_out_part(
+    tmp_path: Path, tiny_landmark_checkpoint: Path
+) -> None:
+    """evaluate --data A --data B --split val: a table per source, each on the part that
+    train --data A --data B held out of it."""
+    root = install_synthetic_dataset(tmp_path / "u", n_train=12, n_test=4, size=SIZE)
+    wild = tmp_path / "wild"
+    make_pts_folder(wild, n=10)
+    args = ["evaluate", str(tiny_landmark_checkpoint), "--data", str(root), "--data", str(wild)]
+    args += ["--split", "val", "--val-fraction", "0.3", "--no-timing", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    sources = json.loads(result.stdout)["sources"]
+    assert list(sources) == ["udacity", "wild"]
+    held_out = labelsets.split_faces(labelsets.load_faces(wild), 0.3, 0)[1]
+    assert sources["wild"]["models"][0]["images"] == len(held_out)
+    assert sources["udacity"]["models"][0]["split"] == "val"
+    table = CliRunner().invoke(app, args[:-1], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "wild" in table.stdout and "udacity" in table.stdout

@@ -329,7 +329,7 @@ def test_without_pyav_a_video_gives_the_install_line(
     with pytest.raises(UsageError) as caught:
         an.run([face_clip], tmp_path / "out", an.AnnotateConfig(draw=False))
     assert str(caught.value) == video.INSTALL_HINT
-    assert "pip install facemark[video]" in str(caught.value)
+    assert "pip install 'facemark[video]'" in str(caught.value)
     assert "\n" not in str(caught.value)
 
 

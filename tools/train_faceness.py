@@ -10,9 +10,9 @@ the species folder for the monkey set), never photo by photo, so the validation 
 other breeds, species and photographers than the training ones.
 
 The network is frozen: each crop goes through it once, and a logistic regression is fitted
-on its pooled features (``HeatmapNet.forward_features``).  The threshold is 0.5 unless a
-validation human face scores below 0.6, in which case it drops to that score / 1.2.  The
-model is written to --out with the head inside; the figures go to --report.
+on its pooled features (``HeatmapNet.forward_features``).  The threshold is the highest
+on a 0.05 grid (0.5-0.9) that every validation human face clears by 20 %.  The model is
+written to --out with the head inside; the figures go to --report.
 
     python tools/train_faceness.py --model default --out src/facemark/weights/landmarks.pt \
         --wild ../shared/data/wild68-train --animals ../shared/data/nonhuman \
@@ -22,30 +22,30 @@ model is written to --out with the head inside; the figures go to --report.
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import json
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(ROOT))
 
-from facemark import checkpoint, dataset, hub, labelsets, transforms
-from facemark.detectors import DetectorConfig, load_detector
-from facemark.evaluate import match_detection
-from facemark.faceness import FacenessHead, fit_head
-from facemark.images import load_image
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from benchmarks.animals import split_animals  # noqa: E402
+
+from facemark import checkpoint, dataset, hub, labelsets, transforms  # noqa: E402
+from facemark.detectors import DetectorConfig, load_detector  # noqa: E402
+from facemark.evaluate import match_detection  # noqa: E402
+from facemark.faceness import FacenessHead, fit_head  # noqa: E402
+from facemark.images import load_image  # noqa: E402
 
 #: YuNet's threshold when mining: below the pipeline's 0.5, so near misses are negatives too.
 MINE_THRESHOLD = 0.3
 #: The pipeline's detector threshold: validation sees what annotate sees.
 PIPELINE_THRESHOLD = DetectorConfig().threshold
-#: Share of the animal photos held out for validation (whole source groups).
-ANIMAL_VAL = 0.3
 AUG = transforms.AugmentConfig(
     box_shift=0.1,
     box_scale=0.15,
@@ -57,31 +57,11 @@ AUG = transforms.AugmentConfig(
 )
 
 
-def animal_group(source: str) -> str:
-    """Source repository, plus the species folder (``n3``) for the monkey set."""
-    repo = source.split("@", 1)[0]
-    species = re.search(r"/(n\d)/", source)
-    return f"{repo}:{species.group(1)}" if species else repo
-
-
-def split_animals(folder: Path, seed: int = 0) -> tuple[list[Path], list[Path]]:
-    """(train, val) photos of the nonhuman folder, whole source groups to each side; no group
-    over a quarter of the photos goes to val (it would leave too little of its kind)."""
-    with open(folder / "manifest.tsv", newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[animal_group(r["source"])] = counts.get(animal_group(r["source"]), 0) + 1
-    order = sorted(counts, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
-    val_groups: set[str] = set()
-    for g in order:
-        if sum(counts[v] for v in val_groups) >= ANIMAL_VAL * len(rows):
-            break
-        if counts[g] <= 0.25 * len(rows):
-            val_groups.add(g)
-    train = [folder / r["file"] for r in rows if animal_group(r["source"]) not in val_groups]
-    val = [folder / r["file"] for r in rows if animal_group(r["source"]) in val_groups]
-    return train, val
+def choose_threshold(lowest_human: float) -> float:
+    """The highest threshold on a 0.05 grid from 0.5 to 0.9 that every validation human face
+    clears by 20 % (``lowest_human`` >= 1.2 x threshold); below the grid, lowest / 1.2."""
+    grid = [t / 100 for t in range(90, 45, -5)]
+    return next((t for t in grid if lowest_human >= 1.2 * t), round(lowest_human / 1.2, 3))
 
 
 def crops_of(image: np.ndarray, boxes: np.ndarray, size: int, n_aug: int, rng) -> list:
@@ -117,44 +97,17 @@ def random_boxes(image: np.ndarray, n: int, rng) -> np.ndarray:
     return np.asarray(out, np.float32).reshape(-1, 4)
 
 
-@torch.inference_mode()
-def features(landmarker, crops: list[np.ndarray]) -> np.ndarray:
-    net = landmarker.model
-    out = []
-    for i in range(0, len(crops), 128):
-        x = transforms.to_tensor(np.stack(crops[i : i + 128]))
-        out.append(net.forward_features(x.contiguous(memory_format=landmarker.memory_format))[1])
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="default", help="landmark model (heatmap arch)")
-    parser.add_argument("--out", required=True, help="checkpoint to write (model + head)")
-    parser.add_argument("--wild", required=True, help="wild68-train folder")
-    parser.add_argument("--animals", required=True, help="nonhuman folder (with manifest.tsv)")
-    parser.add_argument("--report", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
-    t0 = time.perf_counter()
-    source = hub.resolve_model(args.model)
-    landmarker = hub.load_model(str(source), "cpu")
-    if not hasattr(landmarker.model, "forward_features"):
-        sys.exit(f"{args.model}: a faceness head needs a heatmap landmark model")
-    size = landmarker.img_size
+def mine(wild: Path, animals: Path, size: int, seed: int, rng) -> dict[str, np.ndarray]:
+    """Every crop the fit and the validation need, at the landmark model's input ``size``:
+    training crops (``human``, ``other``, augmented) and validation crops as annotate sees
+    them (``udacity_val``, ``wild_val``, ``animal_val`` with the photo of each crop)."""
     miner = load_detector("yunet", "cpu", DetectorConfig(threshold=MINE_THRESHOLD))
     judge = load_detector("yunet", "cpu", DetectorConfig(threshold=PIPELINE_THRESHOLD))
-
     udacity = {s: dataset.load_split(s, progress=True) for s in ("train", "val")}
     wild_train, wild_val = labelsets.split_faces(
-        labelsets.load_faces(args.wild, progress=True), 0.1, 0, val_by="photo"
+        labelsets.load_faces(wild, progress=True), 0.1, 0, val_by="photo"
     )
-    animals_train, animals_val = split_animals(Path(args.animals), args.seed)
-
+    animals_train, animals_val = split_animals(animals, seed)
     pos: list[np.ndarray] = []
     for faces, n_aug in ((udacity["train"], 1), (wild_train, 3)):
         for image, kps, box in zip(
@@ -168,28 +121,80 @@ def main(argv: list[str] | None = None) -> int:
         image = load_image(path)
         neg += crops_of(image, miner.detect(image).boxes, size, 6, rng)
         neg += crops_of(image, random_boxes(image, 3, rng), size, 2, rng)
-    mined = time.perf_counter() - t0
-    print(f"mined {len(pos)} human and {len(neg)} other crops in {mined:.0f} s", file=sys.stderr)
-    mean, std, weight, bias = fit_head(features(landmarker, pos), features(landmarker, neg))
-    head = FacenessHead(mean, std, weight, bias, threshold=0.5)
-
-    # validation: what annotate sees (detections at the pipeline's threshold)
-    human: dict[str, np.ndarray] = {}
+    out = {"human": np.stack(pos), "other": np.stack(neg)}
     for name, faces in (("udacity_val", udacity["val"]), ("wild_val", wild_val)):
-        crops = [
-            crops_of(image, box[None], size, 0, rng)[0]
-            for image, box in zip(faces.images, human_boxes(judge, faces), strict=True)
-            if box is not None
-        ]
-        human[name] = head.score(features(landmarker, crops))
-    animal: list[np.ndarray] = []
-    for path in animals_val:
+        out[name] = np.stack(
+            [
+                crops_of(image, box[None], size, 0, rng)[0]
+                for image, box in zip(faces.images, human_boxes(judge, faces), strict=True)
+                if box is not None
+            ]
+        )
+    animal, owner = [], []
+    for k, path in enumerate(animals_val):
         image = load_image(path)
-        boxes = judge.detect(image).boxes
-        crops = crops_of(image, boxes, size, 0, rng)
-        animal.append(head.score(features(landmarker, crops)) if crops else np.zeros(0))
+        found = crops_of(image, judge.detect(image).boxes, size, 0, rng)
+        animal += found
+        owner += [k] * len(found)
+    out["animal_val"] = np.stack(animal) if animal else np.zeros((0, size, size, 3), np.uint8)
+    out["animal_val_photo"] = np.asarray(owner, np.int64)
+    out["animal_val_photos"] = np.asarray(len(animals_val))
+    out["animal_train_photos"] = np.asarray(len(animals_train))
+    return out
+
+
+@torch.inference_mode()
+def features(landmarker, crops: np.ndarray) -> np.ndarray:
+    net = landmarker.model
+    out = []
+    for i in range(0, len(crops), 128):
+        x = transforms.to_tensor(np.asarray(crops[i : i + 128]))
+        out.append(net.forward_features(x.contiguous(memory_format=landmarker.memory_format))[1])
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default", help="landmark model (heatmap arch)")
+    parser.add_argument("--out", required=True, help="checkpoint to write (model + head)")
+    parser.add_argument("--wild", required=True, help="wild68-train folder")
+    parser.add_argument("--animals", required=True, help="nonhuman folder (with manifest.tsv)")
+    parser.add_argument("--report", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--cache", default=None, help="npz keeping the mined crops (re-runs)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    source = hub.resolve_model(args.model)
+    landmarker = hub.load_model(str(source), "cpu")
+    if not hasattr(landmarker.model, "forward_features"):
+        sys.exit(f"{args.model}: a faceness head needs a heatmap landmark model")
+    size = landmarker.img_size
+
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.is_file():
+        crops = dict(np.load(cache))
+    else:
+        crops = mine(Path(args.wild), Path(args.animals), size, args.seed, rng)
+        if cache is not None:
+            np.savez(cache, **crops)
+    print(f"{len(crops['human'])} human and {len(crops['other'])} other crops "
+          f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)  # fmt: skip
+    mean, std, weight, bias = fit_head(
+        features(landmarker, crops["human"]), features(landmarker, crops["other"])
+    )
+    head = FacenessHead(mean, std, weight, bias, threshold=0.5)
+    human = {
+        name: head.score(features(landmarker, crops[name])) for name in ("udacity_val", "wild_val")
+    }
+    flat = head.score(features(landmarker, crops["animal_val"]))
+    owner = crops["animal_val_photo"]
+    animal = [flat[owner == k] for k in range(int(crops["animal_val_photos"]))]
     lowest = min(float(v.min()) for v in human.values())
-    threshold = 0.5 if lowest >= 0.6 else round(lowest / 1.2, 3)
+    threshold = choose_threshold(lowest)
     head = FacenessHead(mean, std, weight, bias, threshold=threshold)
 
     def photos_with_face(t: float) -> int:
@@ -202,14 +207,17 @@ def main(argv: list[str] | None = None) -> int:
         "human_val": {
             k: {"faces": len(v), "kept": int((v >= threshold).sum())} for k, v in human.items()
         },
-        "animal_split": {"train_photos": len(animals_train), "val_photos": len(animals_val)},
+        "animal_split": {
+            "train_photos": int(crops["animal_train_photos"]),
+            "val_photos": int(crops["animal_val_photos"]),
+        },
         "animal_val": {
             "photos": len(animal),
             "with_detection": int(sum(len(s) > 0 for s in animal)),
             "with_face_after_check": photos_with_face(threshold),
             "by_threshold": {f"{t:g}": photos_with_face(t) for t in (0.1, 0.3, 0.5, 0.7, 0.9)},
         },
-        "train_crops": {"human": len(pos), "other": len(neg)},
+        "train_crops": {"human": len(crops["human"]), "other": len(crops["other"])},
         "seconds": round(time.perf_counter() - t0, 1),
     }
     data = checkpoint.load_checkpoint(source, "landmarks")

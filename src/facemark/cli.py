@@ -532,12 +532,14 @@ def evaluate_cmd(
     labels: str | None = typer.Option(
         None, "--labels", help="CSV for --images: header, then name,x0,y0,...,x67,y67."
     ),
-    data: str | None = typer.Option(
+    data: list[str] | None = typer.Option(
         None,
         "--data",
         metavar="PATH",
         help="A dataset root (with --split), or labelled faces to score: a folder of images "
-        "with .pts files, annotations.jsonl, a COCO keypoints JSON or a CSV.",
+        "with .pts files, annotations.jsonl, a COCO keypoints JSON or a CSV. Repeat for a "
+        "table per source; with several, --split val scores each source's held-out part as "
+        "train --data splits it.",
     ),
     val_fraction: float | None = typer.Option(
         None, "--val-fraction", help="Val split: share held out (default: the run's, else 0.1)."
@@ -608,28 +610,16 @@ def evaluate_cmd(
             raise UsageError("use either --split or --images/--labels, not both")
         if images is None or labels is None:
             raise UsageError("--images and --labels go together: a folder of images and its CSV")
-    if data is not None and (split is not None or images is not None):
-        from facemark.labelsets import detect_format
+    sources = list(data or [])
+    if sources and images is not None:
+        raise UsageError("use either --data or --images/--labels, not both")
+    from facemark.labelsets import is_udacity
 
-        fmt = detect_format(data)
-        if images is not None:
-            raise UsageError("use either --data or --images/--labels, not both")
-        if fmt != "udacity":
-            raise UsageError(
-                f"--split picks a split of a dataset root; --data {data} is a {fmt} label set "
-                "(drop --split to score every face in it)"
-            )
+    # a label set (not a dataset root) with --split, or several sources: scored per source
+    per_source = len(sources) > 1 or bool(sources and split and not is_udacity(sources[0]))
     if gpu and not device.startswith("cuda"):
         device = "cuda"
-    result = ev.evaluate_models(
-        models or ["default"],
-        split=split or "test",
-        images=images,
-        labels=labels,
-        root=data,
-        val_fraction=val_fraction,
-        seed=seed,
-        val_by=val_by,
+    common = dict(
         limit=limit,
         boxes=boxes,
         detector=detector,
@@ -643,9 +633,34 @@ def evaluate_cmd(
         worst=worst,
         progress=True,
     )
+    split_options = dict(val_fraction=val_fraction, seed=seed, val_by=val_by)
+    if per_source:
+        results = ev.evaluate_sources(
+            models or ["default"], sources, split=split, **split_options, **common
+        )
+        if json_out:
+            typer.echo(json.dumps(results))
+            return
+        for name, result in results["sources"].items():
+            console.print(f"[bold]{name}[/]", highlight=False)
+            _print_evaluation(ev, result, regions, subsets)
+        return
+    result = ev.evaluate_models(
+        models or ["default"],
+        split=split or "test",
+        images=images,
+        labels=labels,
+        root=sources[0] if sources else None,
+        **split_options,
+        **common,
+    )
     if json_out:
         typer.echo(json.dumps(result))
         return
+    _print_evaluation(ev, result, regions, subsets)
+
+
+def _print_evaluation(ev: Any, result: dict[str, Any], regions: bool, subsets: bool) -> None:
     console.print(ev.results_table(result))
     if regions:
         console.print(ev.regions_table(result))
@@ -754,14 +769,15 @@ def annotate_cmd(
         help="Keep a detection only when the landmark model's mean confidence on it reaches "
         "this (0: keep all).",
     ),
-    faceness: float = typer.Option(
+    faceness: float | None = typer.Option(
         _DETECT.faceness,
         "--faceness",
         min=0.0,
         max=1.0,
-        help="Keep a detection only when the face check scores it a human face with at least "
-        "this probability (animal faces score low; 0: keep all). Each face record has its "
-        "faceness.",
+        show_default="the landmark model's own",
+        help="Keep a detection only when the landmark model's faceness head scores it a human "
+        "face with at least this probability (animal faces score low; 0: keep all). Each "
+        "face record has its faceness.",
     ),
     min_confidence: float | None = typer.Option(
         _ANNOTATE.min_confidence,

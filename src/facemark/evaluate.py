@@ -591,6 +591,53 @@ def evaluate_models(
     return result
 
 
+def evaluate_sources(
+    models: Sequence[Any],
+    sources: Sequence[str],
+    *,
+    split: str | None = None,
+    val_fraction: float | None = None,
+    seed: int | None = None,
+    val_by: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """:func:`evaluate_models` on each labelled source, one result per source:
+    ``{"sources": {name: result, ...}}`` (names as training names them).
+
+    A dataset root gives its ``split`` (default test); another format gives every face, or
+    with ``split`` "val"/"train" that part of it as ``train --data`` splits it (by file, or
+    by photo with ``val_by="photo"``; fraction and seed as given, else 0.1 and 0), so a run
+    trained on several sources is scored on each source's held-out part.
+    """
+    from facemark import labelsets
+
+    names = labelsets.source_names(list(sources))
+    out: dict[str, Any] = {}
+    report = options.pop("report", None)
+    for name, source in zip(names, sources, strict=True):
+        if report is not None:  # one report folder per source
+            options["report"] = Path(report) / name if len(sources) > 1 else report
+        if labelsets.is_udacity(source):
+            out[name] = evaluate_models(
+                models, split=split or "test", root=source, val_fraction=val_fraction,
+                seed=seed, val_by=val_by, **options,
+            )  # fmt: skip
+            continue
+        faces = labelsets.load_faces(source, progress=bool(options.get("progress")))
+        if split in ("train", "val"):
+            parts = labelsets.split_faces(
+                faces,
+                VAL_DEFAULTS["val_fraction"] if val_fraction is None else val_fraction,
+                VAL_DEFAULTS["seed"] if seed is None else seed,
+                val_by or "frame",
+            )
+            faces = parts[1] if split == "val" else parts[0]
+        elif split is not None:
+            raise UsageError(f"--split {split}: a {name} label set has train and val parts only")
+        out[name] = evaluate_models(models, faces, split=split or "all", **options)
+    return {"sources": out}
+
+
 class _FrameSource:
     """The frames each model is scored on, each set loaded once.
 

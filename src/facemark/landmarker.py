@@ -170,22 +170,36 @@ class Landmarker:
             kps, conf = (kps + fk) / 2, (conf + fc[:, perm]) / 2
         return kps.float().cpu(), conf.float().cpu(), feats
 
+    def predict_photos(
+        self, photos: Sequence[Photo], boxes: Sequence[np.ndarray], flip: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(keypoints (F, 68, 2), confidence (F, 68))`` per photo for its boxes, in full-size
+        photo pixels; the faces of all photos go through the network together.
+
+        This is the one landmark path: :class:`facemark.FaceMarker`, ``annotate``,
+        ``evaluate`` and :meth:`predict` all come here (:meth:`mark_photos` too, with the
+        faceness head).
+        """
+        return [(k, c) for k, c, _ in self._photo_pass(photos, boxes, flip, faceness=False)]
+
     def mark_photos(
         self, photos: Sequence[Photo], boxes: Sequence[np.ndarray], flip: bool = False
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """``(keypoints (F, 68, 2), confidence (F, 68), faceness (F,) or None)`` per photo for
-        its boxes, in full-size photo pixels; the faces of all photos go through the network
-        together.
+        """:meth:`predict_photos` with each face's faceness ``(F,)`` (None without a head)."""
+        if self.faceness is None:
+            return [(k, c, None) for k, c in self.predict_photos(photos, boxes, flip)]
+        return self._photo_pass(photos, boxes, flip, faceness=True)
 
-        This is the one landmark path: :class:`facemark.FaceMarker`, ``annotate``,
-        ``evaluate`` and :meth:`predict` all come here.
-        """
+    def _photo_pass(
+        self, photos: Sequence[Photo], boxes: Sequence[np.ndarray], flip: bool, faceness: bool
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         per_photo = [self.crops(p, b) for p, b in zip(photos, boxes, strict=True)]
         crops = np.concatenate([c for c, _ in per_photo]) if per_photo else np.zeros((0,))
         human: np.ndarray | None = None
         if not len(crops):
             kps_all, conf_all = _none()
-        elif self.faceness is not None:
+            human = np.zeros(0, np.float32) if faceness else None
+        elif faceness:
             kps_all, conf_all, human = self.predict_crops(crops, flip, faceness=True)
         else:
             kps_all, conf_all = self.predict_crops(crops, flip)
@@ -195,21 +209,10 @@ class Landmarker:
             kps = kps_all[start:stop].astype(np.float64)
             for j, M in enumerate(matrices):
                 kps[j] = transforms.apply_affine(kps[j], transforms.invert_affine(M))
-            out.append(
-                (
-                    kps.astype(np.float32),
-                    conf_all[start:stop].astype(np.float32),
-                    None if human is None else human[start:stop],
-                )
-            )
+            mine = None if human is None else human[start:stop]
+            out.append((kps.astype(np.float32), conf_all[start:stop].astype(np.float32), mine))
             start = stop
         return out
-
-    def predict_photos(
-        self, photos: Sequence[Photo], boxes: Sequence[np.ndarray], flip: bool = False
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`mark_photos` without the faceness: ``(keypoints, confidence)`` per photo."""
-        return [(k, c) for k, c, _ in self.mark_photos(photos, boxes, flip)]
 
     def predict(
         self, image: Any, boxes: np.ndarray, flip: bool = False

@@ -160,7 +160,7 @@ class FaceMarker:
         assert self.detector is not None  # detect() said so otherwise
         checks = self.detector.needs_confirmation
         confirm = self.detector.config.confirm if checks else 0.0
-        least = self.detector.config.faceness if checks else 0.0
+        least = self.faceness_threshold if checks else 0.0
         faces, rejected, dropped = [], [], []
         for photo, det, (kps, conf, fness) in zip(photos, found, marks, strict=True):
             size = (photo.width, photo.height)
@@ -185,6 +185,16 @@ class FaceMarker:
             dropped.append(len(real) - len(sure))
             faces.append(kept[: self.max_faces])
         return faces, rejected, dropped
+
+    @property
+    def faceness_threshold(self) -> float:
+        """The faceness a detection needs: the detector config's, else the landmark model's
+        own (0 when neither says: a model without a head checks nothing)."""
+        chosen = self.detector.config.faceness if self.detector is not None else None
+        if chosen is not None:
+            return float(chosen)
+        head = self.landmarker.faceness
+        return head.threshold if head is not None else 0.0
 
     def decode_side(self, width: int, height: int) -> int:
         """How large a photo this big needs decoding for detection (0: in full)."""

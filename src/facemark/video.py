@@ -20,7 +20,7 @@ Outputs (with ``--out``), next to the photos' ``annotations.jsonl``: ``<out>/<vi
 (one record per kept frame) and, with ``--csv``, ``<out>/<video>.csv`` in OpenFace's
 FeatureExtraction layout.  Both are written under a ``.partial`` name and renamed when the
 video is done, so ``--skip-existing`` skips finished videos and redoes interrupted ones.
-PyAV is optional: ``pip install facemark[video]``.
+PyAV is optional: ``pip install 'facemark[video]'``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 #: probed whatever their suffix.
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 
-INSTALL_HINT = "video input needs PyAV: pip install facemark[video]"
+INSTALL_HINT = "video input needs PyAV: pip install 'facemark[video]'"
 
 #: The OpenFace FeatureExtraction columns facemark writes (landmarks and pose).
 CSV_COLUMNS = (
@@ -347,7 +347,7 @@ class Tracker:
         det = marker.detector
         checks = det is not None and det.needs_confirmation
         self.confirm = det.config.confirm if checks else 0.0
-        self.least_faceness = det.config.faceness if checks else 0.0
+        self.least_faceness = marker.faceness_threshold if checks else 0.0
         self.tracks: list[Track] = []
         self.next_id = 0
         self.since_detect = 0

@@ -42,10 +42,11 @@ class DetectorConfig:
     #: Measured: true faces of the photo set and the val frames score 0.47 and more, some
     #: detector false positives on face-free photos 0.33-0.39.
     confirm: float = 0.4
-    #: A detection counts as a face only when the face check (:mod:`facemark.faceness`)
-    #: scores it at least this "human face" probability: the detector fires on animal faces
-    #: too.  Chosen on validation (docs/faceness.md); 0 turns the check off.
-    faceness: float = 0.5
+    #: A detection counts as a face only when the landmark model's faceness head
+    #: (:mod:`facemark.faceness`) scores it at least this "human face" probability: the
+    #: detector fires on animal faces too.  None: the model's own threshold, chosen on
+    #: validation when its head was fitted (docs/faceness.md); 0 turns the check off.
+    faceness: float | None = None
 
     def check(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -58,7 +59,7 @@ class DetectorConfig:
             raise UsageError(f"{option('max_faces')} must be >= 1 (got {self.max_faces})")
         if not 0.0 <= self.confirm <= 1.0:
             raise UsageError(f"{option('confirm')} must be between 0 and 1 (got {self.confirm})")
-        if not 0.0 <= self.faceness <= 1.0:
+        if self.faceness is not None and not 0.0 <= self.faceness <= 1.0:
             raise UsageError(f"{option('faceness')} must be between 0 and 1 (got {self.faceness})")
         if self.det_size is not None and (self.det_size < 32 or self.det_size % 32):
             raise UsageError(
