@@ -216,3 +216,16 @@ def test_load_real_tiny_models_by_path_and_run_name(
     assert boxes.shape[1:] == (4,) and kps.shape == (1, 68, 2) and conf.shape == (1, 68)
     with pytest.raises(CheckpointError):
         facemark.load_model("det")  # a detector run is not a landmark model
+
+
+def test_checkpoints_record_when_they_were_made(tmp_path, tiny_landmark_checkpoint) -> None:
+    """`facemark models` showed the install time as a bundled model's date."""
+    from facemark import checkpoint, hub
+
+    made = checkpoint.load_checkpoint(tiny_landmark_checkpoint)["created"]
+    copy = checkpoint.export_checkpoint(tiny_landmark_checkpoint, tmp_path / "copy.pt")
+    assert checkpoint.load_checkpoint(copy)["created"] == made  # a copy keeps the original's
+    for entry in hub.list_models():
+        if entry["source"] == "bundled":
+            payload = checkpoint.load_checkpoint(entry["path"])
+            assert entry["date"] == str(payload.get("created") or "")

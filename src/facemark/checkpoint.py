@@ -31,7 +31,11 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
     if payload.get("task") not in TASKS:
         raise ValueError(f"checkpoint task must be one of {TASKS}, got {payload.get('task')!r}")
+    import datetime as _dt
+
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "facemark_version": __version__}
+    #: when the weights were made (a copy keeps the original's: ``facemark models`` shows it)
+    data["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     data.update(payload)
     path = Path(path)
     with atomic_write(path, "wb") as fh:
@@ -101,6 +105,7 @@ EXPORT_KEYS = (
     "run_name",
     "dataset_fingerprint",
     "faceness",
+    "created",
 )
 
 

@@ -350,7 +350,7 @@ def models_table(entries: list[dict[str, Any]]) -> Any:
             e["task"] or "-",
             e["source"],
             e["arch"] or "-",
-            e["date"][:16].replace("T", " "),
+            e["date"][:16].replace("T", " ") or "-",
             metric,
             _tilde(e["path"]),
         )
@@ -374,12 +374,16 @@ def _describe(path: Path) -> dict[str, Any] | None:
     if payload is None or payload.get("task") not in TASKS:
         return None
     metric, value = _val_metric(payload)
-    mtime = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc)
     date = payload.get("created") or (payload.get("config") or {}).get("created")
+    if not date and path.parent != paths.bundled_weights_dir():
+        # a run's file was written when it was made; a bundled file's time is the install's
+        date = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc).isoformat(
+            timespec="seconds"
+        )
     return {
         "task": payload["task"],
         "arch": payload.get("arch"),
-        "date": str(date) if date else mtime.isoformat(timespec="seconds"),
+        "date": str(date or ""),
         "metric": metric,
         "value": value,
         "epoch": payload.get("epoch"),
