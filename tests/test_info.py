@@ -51,9 +51,14 @@ def test_info_after_install_and_when_damaged(tmp_path: Path) -> None:
 def test_info_lists_bundled_models(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     weights = tmp_path / "weights"
     weights.mkdir()
-    (weights / "landmarks-small.pt").write_bytes(b"x")
+    (weights / "landmarks.pt").write_bytes(b"x")
+    (weights / "yunet_n.pt").write_bytes(b"x")
     (weights / "notes.txt").write_text("not a model")
     monkeypatch.setattr(paths, "bundled_weights_dir", lambda: weights)
-    assert info_json()["bundled_models"] == ["landmarks-small.pt"]
+    # the names --model and --detector take, not file names
+    assert info_json()["bundled_models"] == [
+        "--model default",
+        "--detector default / yunet / yunet_n",
+    ]
     monkeypatch.setattr(paths, "bundled_weights_dir", lambda: tmp_path / "absent")
     assert info_json()["bundled_models"] == []

@@ -177,9 +177,18 @@ def _info_report() -> dict[str, Any]:
     import torch
 
     from facemark import download, paths
+    from facemark.hub import BUNDLED
 
     weights = paths.bundled_weights_dir()
-    models = sorted(p.name for p in weights.glob("*.pt")) if weights.is_dir() else []
+    # the names --model and --detector take, by task (aliases of one file together)
+    models = []
+    for task, names in BUNDLED.items():
+        option = "--model" if task == "landmarks" else "--detector"
+        by_file: dict[str, list[str]] = {}
+        for name, file in names.items():
+            if (weights / file).is_file():
+                by_file.setdefault(file, []).append(name)
+        models += [f"{option} {' / '.join(aliases)}" for aliases in by_file.values()]
     if torch.cuda.is_available():
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         cuda = f"available: {', '.join(names)} (CUDA {torch.version.cuda})"
