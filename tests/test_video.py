@@ -353,3 +353,13 @@ def test_phone_rotation_is_applied(tmp_path: Path) -> None:
     assert frames[0].image.shape == (64, 48, 3)
     assert frames[0].image[4:12, 4:12, 0].mean() > 200  # the red block is top left again
     assert frames[0].image[-12:-4, -12:-4, 0].mean() < 50
+
+
+def test_the_progress_bar_knows_how_many_frames_come(face_clip: Path) -> None:
+    """Video progress showed '464/?' and 'img/s'."""
+    info = video.Decoded()
+    every = sum(1 for _ in video.decode(face_clip, video.VideoConfig(), info))
+    assert video.frames_to_read(face_clip, video.VideoConfig()) == every
+    halves = video.frames_to_read(face_clip, video.VideoConfig(video_stride=2))
+    assert halves == -(-every // 2)
+    assert video.frames_to_read(face_clip, video.VideoConfig(end=0.1)) < every

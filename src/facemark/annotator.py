@@ -976,7 +976,8 @@ def _process_videos(
     for item in videos:
         callback = on_record
         if progress is not None:
-            task = progress.add_task(f"Video {item.path.name}", total=None)
+            total = video.frames_to_read(item.path, config.video)
+            task = progress.add_task(f"Video {item.path.name}", total=total, unit="frames")
 
             def callback(record: dict[str, Any], task: Any = task) -> None:
                 progress.advance(task)
@@ -1061,8 +1062,9 @@ def progress_bar(console: Any = None) -> Any:
 
     class RateColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
+            unit = task.fields.get("unit", "img")  # videos count frames
             return Text(
-                f"{task.speed:.1f} img/s" if task.speed else "", style="progress.data.speed"
+                f"{task.speed:.1f} {unit}/s" if task.speed else "", style="progress.data.speed"
             )
 
     return Progress(

@@ -128,6 +128,30 @@ def require_av() -> None:
     _av()
 
 
+def frames_to_read(path: str | os.PathLike, config: VideoConfig) -> int | None:
+    """About how many frames a run over this video will annotate (for a progress bar's
+    total): from the container's frame count or duration, the span and the stride; None
+    when the container does not say."""
+    try:
+        with _av().open(os.fspath(path)) as container:
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate or stream.guessed_rate or 0)
+            seconds = (
+                float(stream.duration * stream.time_base)
+                if stream.duration is not None and stream.time_base
+                else (container.duration / 1e6 if container.duration else None)
+            )
+            frames = stream.frames or (round(seconds * rate) if seconds and rate else 0)
+    except Exception:
+        return None
+    if not frames:
+        return None
+    if seconds and rate:
+        end = min(config.end, seconds) if config.end is not None else seconds
+        frames = max(0, round((end - config.start) * rate))
+    return max(1, -(-frames // config.video_stride))
+
+
 def is_video(path: str | os.PathLike) -> bool:
     """A video by its suffix; any other file that Pillow cannot read is probed with PyAV."""
     if has_video_suffix(os.fspath(path)):
