@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -242,8 +243,12 @@ def test_ctrl_c_saves_mid_epoch_and_resume_is_exact(
         return original(self, model, batch, device)
 
     monkeypatch.setattr(LandmarkTask, "loss", loss_with_ctrl_c)
-    stopped = train.train(_cfg(data_root, name="ctrlc", epochs=1), console=QUIET)
+    shown = io.StringIO()
+    stopped = train.train(
+        _cfg(data_root, name="ctrlc", epochs=1), console=Console(file=shown, width=200)
+    )
     assert stopped.interrupted and stopped.epochs_run == 0
+    assert "no epoch finished yet" in shown.getvalue() and "0.0 s per epoch" not in shown.getvalue()
     state = load_checkpoint(stopped.last_checkpoint)
     assert (state["epoch"], state["step_in_epoch"]) == (0, 2)
     assert not (stopped.run_dir / "best.pt").exists()

@@ -979,7 +979,11 @@ class _Trainer:
             ),
             (f"last val {name}", format_metric(name, result.last_metrics.get(name))),
             ("final train loss", f"{self.history[-1]['train_loss']:.4f}" if self.history else "-"),
-            ("time", f"{_duration(result.seconds)} this session, {per_epoch:.1f} s per epoch"),
+            (
+                "time",
+                f"{_duration(result.seconds)} this session, "
+                + (f"{per_epoch:.1f} s per epoch" if done else "no epoch finished yet"),
+            ),
             (
                 "throughput",
                 f"{self.history[-1]['samples_per_s']:.0f} samples/s on {self.device}"
