@@ -377,3 +377,24 @@ def test_disk_full_keeps_whole_jsonl_lines_and_names_the_file(
     lines = (out / "annotations.jsonl").read_text().splitlines(keepends=True)
     assert len(lines) == 1 and lines[0].endswith("\n")
     json.loads(lines[0])
+
+
+def test_write_errors_name_the_file_not_its_temporary_twin(tmp_path: Path) -> None:
+    from facemark.files import atomic_write
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(OSError) as caught:  # its "folder" is a file: mkstemp fails
+        with atomic_write(blocker / "out.json", "w") as fh:
+            fh.write("{}")
+    assert caught.value.filename == str(blocker / "out.json") and ".tmp" not in str(caught.value)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError) as caught:
+        with atomic_write(tmp_path / "big.bin") as fh:
+            fh.write(b"x")
+            disk_full()
+    assert caught.value.filename == str(tmp_path / "big.bin")
+    assert not list(tmp_path.glob(".big.bin.*"))  # nothing half-written left behind

@@ -32,8 +32,11 @@ def atomic_write(
     Text modes write UTF-8; ``errors`` is how characters UTF-8 cannot hold are written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _about(exc, path) from None
     text = {} if "b" in mode else {"encoding": "utf-8", "errors": errors}
     try:
         with os.fdopen(fd, mode, **text) as fh:
@@ -42,10 +45,19 @@ def atomic_write(
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise _about(exc, path) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _about(exc: OSError, path: Path) -> OSError:
+    """The same error, naming the file the user asked for rather than its temporary twin."""
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
