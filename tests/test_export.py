@@ -101,6 +101,10 @@ def test_onnx_metadata_props_and_dynamic_batch(
     dims = graph_input.type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [3, 64, 64]
     assert [o.name for o in proto.graph.output] == ["keypoints", "confidence"]
+    # fixed sizes, not the exporter's "Subkeypoints_dim_1"
+    shapes = [[d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim]
+              for o in proto.graph.output]  # fmt: skip
+    assert shapes == [["batch", 68, 2], ["batch", 68]]
 
 
 @pytest.mark.parametrize(

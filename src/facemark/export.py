@@ -367,6 +367,19 @@ def _newest_opset() -> int:
         return 20
 
 
+def _static_output_dims(proto: Any, net: Network, example: Any) -> None:
+    """Give every output dimension that is not declared dynamic its fixed size: the exporter
+    names some of them after the op that made them (``Subkeypoints_dim_1`` for the 68)."""
+    outputs = net.module(example)
+    outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    for value, tensor in zip(proto.graph.output, outputs, strict=False):
+        dynamic = net.output_axes.get(value.name, {})
+        for k, dim in enumerate(value.type.tensor_type.shape.dim):
+            if k not in dynamic and k < tensor.ndim:
+                dim.Clear()
+                dim.dim_value = int(tensor.shape[k])
+
+
 def _write_onnx(net: Network, out: Path, opset: int, dynamo: bool) -> None:
     import onnx
     import torch
@@ -390,6 +403,7 @@ def _write_onnx(net: Network, out: Path, opset: int, dynamo: bool) -> None:
                 dynamo=False,
             )
             proto = onnx.load_from_string(buf.getvalue())
+        _static_output_dims(proto, net, example)
     used = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
     meta = dict(net.metadata, format="onnx", opset=str(used[0] if used else opset))
     onnx.helper.set_model_props(proto, meta)
