@@ -1,6 +1,7 @@
 """Copy trained runs into the package as its bundled default models.
 
-    python tools/bundle_models.py --landmarks RUN [--detector RUN]
+    python tools/bundle_models.py --landmarks RUN [--detector RUN] \
+        [--faceness --wild DIR --animals DIR]
     python tools/bundle_models.py --int8-only
 
 Each run's best.pt is exported inference-only in float16 (checkpoint.export_checkpoint) to
@@ -36,14 +37,26 @@ METRIC = {"landmarks": "nme_io", "detector": "miss_rate"}
 def _total_seconds(run: str) -> float:
     """All epochs of a run and, recursively, of the run it was initialised from (--init)."""
     run_dir = paths.runs_dir() / run
+    if not (run_dir / "config.json").is_file():  # --init from a bundled model: its card says
+        cards = json.loads((WEIGHTS / "models.json").read_text())
+        card = cards.get("landmarks" if run.startswith("default") else "detector", {})
+        return 60.0 * (card.get("minutes_to_best_including_init") or card.get("minutes_total") or 0)
     parent = json.loads((run_dir / "config.json").read_text()).get("init")
     own = summarize(read_records(run_dir))["total_s"] or 0.0
     return own + (_total_seconds(parent) if parent else 0.0)
 
 
-def bundle(task: str, run: str) -> dict:
+def bundle(task: str, run: str, faceness: list[str] | None = None) -> dict:
     run_dir = paths.runs_dir() / run
     dst = export_checkpoint(run_dir / "best.pt", WEIGHTS / f"{task}.pt")
+    report = None
+    if faceness is not None:  # fit the "human face or not" head of the new weights into them
+        import train_faceness
+
+        report = WEIGHTS.parent.parent.parent / "benchmarks" / "results" / "faceness.json"
+        train_faceness.main(
+            ["--model", str(dst), "--out", str(dst), "--report", str(report), *faceness]
+        )
     data = load_checkpoint(dst, task=task)
     records = read_records(run_dir)
     # times are summed per epoch, so a run that was stopped and resumed counts only its work
@@ -69,6 +82,7 @@ def bundle(task: str, run: str) -> dict:
         "config": data.get("config"),
         "dataset_fingerprint": data.get("dataset_fingerprint"),
         "env": json.loads((run_dir / "env.json").read_text()),
+        "faceness": json.loads(report.read_text()) if report is not None else None,
     }
 
 
@@ -79,7 +93,7 @@ def bundle_int8(threads: int) -> dict:
     from facemark import export
 
     torch.set_num_threads(threads)
-    result = export.export_int8(WEIGHTS / "landmarks.pt", WEIGHTS / "landmarks-int8.pt")
+    result = export.export_int8(WEIGHTS / "landmarks.pt", WEIGHTS / "landmarks-int8.pt", force=True)
     made = result.as_dict()
     return {
         "file": result.path.name,
@@ -112,6 +126,12 @@ def main() -> None:
         help="only remake landmarks-int8.pt (and its card) from the bundled landmarks.pt",
     )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads the int8 is timed on")
+    parser.add_argument(
+        "--faceness",
+        nargs=argparse.REMAINDER,
+        help="fit the landmark model's faceness head: the rest of the line goes to "
+        "tools/train_faceness.py (--wild DIR --animals DIR [--cache FILE])",
+    )
     args = parser.parse_args()
     if args.int8_only and (args.landmarks or args.detector):
         parser.error("--int8-only takes no runs")
@@ -121,7 +141,8 @@ def main() -> None:
     cards = json.loads((WEIGHTS / "models.json").read_text())
     for task in ("landmarks", "detector"):
         if getattr(args, task):
-            cards[task] = bundle(task, getattr(args, task))
+            fit = args.faceness if task == "landmarks" else None
+            cards[task] = bundle(task, getattr(args, task), fit)
     cards["landmarks-int8"] = bundle_int8(args.threads)
     write_json(WEIGHTS / "models.json", cards)
     print(

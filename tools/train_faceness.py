@@ -200,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     def photos_with_face(t: float) -> int:
         return int(sum(bool((s >= t).any()) for s in animal))
 
+    shown = Path(args.model)
     report: dict[str, Any] = {
-        "model": args.model,
+        "model": str(shown.resolve().relative_to(ROOT))
+        if shown.is_file() and shown.resolve().is_relative_to(ROOT)
+        else args.model,
         "threshold": threshold,
         "lowest_human_val_score": round(lowest, 4),
         "human_val": {
