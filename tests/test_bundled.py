@@ -47,6 +47,10 @@ def test_bundled_files_are_small_and_match_their_cards() -> None:
         floats = [v for v in data["state_dict"].values() if v.is_floating_point()]
         assert floats and all(str(v.dtype) == "torch.float16" for v in floats)
         total += card["bytes"]
+    # the landmark model carries its faceness head, fitted and validated as its card says
+    head = load_checkpoint(WEIGHTS / "landmarks.pt")["faceness"]
+    assert head["threshold"] == info["landmarks"]["faceness"]["threshold"]
+    assert hub.load_model("default", "cpu").faceness is not None
     assert total <= 10 * 2**20
     assert sum(p.stat().st_size for p in WEIGHTS.glob("*.pt")) <= 10 * 2**20  # every file
 
