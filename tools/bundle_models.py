@@ -40,6 +40,8 @@ def _total_seconds(run: str) -> float:
     if not (run_dir / "config.json").is_file():  # --init from a bundled model: its card says
         cards = json.loads((WEIGHTS / "models.json").read_text())
         card = cards.get("landmarks" if run.startswith("default") else "detector", {})
+        if card.get("init_seconds") is not None:  # bundling the same run again
+            return float(card["init_seconds"])
         return 60.0 * (card.get("minutes_to_best_including_init") or card.get("minutes_total") or 0)
     parent = json.loads((run_dir / "config.json").read_text()).get("init")
     own = summarize(read_records(run_dir))["total_s"] or 0.0
@@ -77,6 +79,7 @@ def bundle(task: str, run: str, faceness: list[str] | None = None) -> dict:
         "minutes_to_best": round(summary["time_to_best_s"] / 60, 1),
         "minutes_total": round(summary["total_s"] / 60, 1),
         "init_from": parent,
+        "init_seconds": round(parent_s, 1),
         "minutes_to_best_including_init": round((parent_s + summary["time_to_best_s"]) / 60, 1),
         "val": best["val"],
         "config": data.get("config"),
