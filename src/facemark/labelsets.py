@@ -717,7 +717,10 @@ def source_weights(sources: Sequence[Source], shares: Sequence[float] | None) ->
 
 
 def concat_faces(sets: Sequence[FaceSet], prefixes: Sequence[str]) -> FaceSet:
-    """One FaceSet of several; names become ``prefix/name`` so they stay unique."""
+    """One FaceSet of several; names become ``prefix/name`` so they stay unique (one set is
+    returned as it is)."""
+    if len(sets) == 1:
+        return sets[0]
     names = [f"{p}/{n}" for fs, p in zip(sets, prefixes, strict=True) for n in fs.names]
     images = [im for fs in sets for im in fs.images]
     kps = [fs.keypoints for fs in sets if len(fs)]

@@ -49,26 +49,22 @@ class LandmarkTask:
             progress=True,
         )
         names = [s.name for s in sources]
-        train = dataset.LandmarkDataset(
-            labelsets.concat_faces([s.train for s in sources], names)
-            if len(sources) > 1
-            else sources[0].train,
-            cfg.img_size,
-            augment=True,
-            seed=cfg.seed,
-            config=self.augment_config(cfg),
-        )
-        val = dataset.LandmarkDataset(
-            labelsets.concat_faces([s.val for s in sources], names)
-            if len(sources) > 1
-            else sources[0].val,
-            cfg.img_size,
-            augment=False,
-            seed=cfg.seed,
-        )
-        train.sources = _source_index([len(s.train) for s in sources])
-        val.sources = _source_index([len(s.val) for s in sources])
-        train.source_names = val.source_names = names
+
+        def part(split: str, augment: bool, **extra: Any) -> dataset.LandmarkDataset:
+            sets = [getattr(s, split) for s in sources]
+            ds = dataset.LandmarkDataset(
+                labelsets.concat_faces(sets, names),
+                cfg.img_size,
+                augment=augment,
+                seed=cfg.seed,
+                **extra,
+            )
+            ds.sources = _source_index([len(x) for x in sets])  # type: ignore[attr-defined]
+            ds.source_names = names  # type: ignore[attr-defined]
+            return ds
+
+        train = part("train", True, config=self.augment_config(cfg))
+        val = part("val", False)
         train.source_weights = labelsets.source_weights(sources, cfg.data_weights)
         return train, val
 
