@@ -25,7 +25,7 @@ def accuracy(
 ) -> dict[str, dict[str, Any]]:
     """``{name: summary}`` for loaded landmark models on one FaceSet, via ``evaluate``.
 
-    With ``boxes="detect"`` the detector runs once and its boxes serve every model.
+    With ``boxes="detect"`` the detector runs with each model (its checks decide the faces).
     """
     if boxes == "detect" and detector is None:
         return {}

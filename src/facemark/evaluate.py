@@ -511,7 +511,8 @@ def evaluate_models(
     a CSV: :mod:`facemark.labelsets`) scores every labelled face it holds.  For
     ``split="val"``, unset ``val_fraction``/``seed``/``val_by`` come from each model's
     training config, so a run is scored on the persons it held out.  ``boxes="detect"`` runs
-    ``detector`` (a spec or a loaded detector) once per frame set, for all models.
+    ``detector`` (a spec or a loaded detector) with each model, as annotate would: the
+    model's own checks decide which detections are faces.
     ``report`` writes ced.png, per_image.csv, subsets.csv, worst.png and summary.json into
     that folder.
 
@@ -551,17 +552,16 @@ def evaluate_models(
         keep_own = isinstance(detector, Detector) and threshold == DetectorConfig.threshold
         det_config = None if keep_own else DetectorConfig(threshold=threshold)
         det = load_detector(detector, device, det_config) if boxes == "detect" else None
-        detected: dict[int, np.ndarray] = {}  # frame set -> detector boxes, shared by models
         for model, label, config, meta in loaded:
             frames, split_name, val_split = source.frames_for(config)
             crop_boxes: str | np.ndarray = boxes
             if det is not None:
-                if id(frames) not in detected:
-                    with prog.task("detecting faces", len(frames)) as adv:
-                        detected[id(frames)] = face_boxes(
-                            frames, "detect", FaceMarker(det, model, device), batch_size, adv
-                        )
-                crop_boxes = detected[id(frames)]
+                # per model: which detections count as faces is the model's own decision
+                # (its landmark confidence and faceness checks), as in annotate
+                with prog.task("detecting faces", len(frames)) as adv:
+                    crop_boxes = face_boxes(
+                        frames, "detect", FaceMarker(det, model, device), batch_size, adv
+                    )
             ev = run_evaluation(
                 model,
                 frames,
