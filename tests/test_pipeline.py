@@ -289,3 +289,41 @@ def test_faceness_head_rejects_and_records(tiny_landmark_checkpoint: Path, tmp_p
         Landmarker.from_checkpoint(broken)
     with pytest.raises(UsageError, match=r"--faceness \(faceness=\) must be between 0 and 1"):
         FaceMarker(TwoBoxes(), path, faceness=1.5)
+
+
+def test_bytes_file_objects_and_exif_rotated_pil_images_decode_like_paths(tmp_path: Path) -> None:
+    """The same photo by path, bytes or file object gives the same pixels at every view; a
+    Pillow image with an EXIF rotation is turned upright, as the file is."""
+    import io
+
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: a viewer turns it 90 degrees clockwise
+    _checker((1600, 1200)).save(path, quality=90, exif=exif)
+    by_path = Photo.open(path, min_side=500)
+    by_bytes = Photo.open(path.read_bytes(), min_side=500)
+    with open(path, "rb") as fh:
+        by_file = Photo.open(fh, min_side=500)
+    for photo in (by_bytes, by_file):
+        assert photo.size == by_path.size == (1200, 1600)
+        for side in (500, 0):
+            np.testing.assert_array_equal(np.asarray(photo.view(side)[0]),
+                                          np.asarray(by_path.view(side)[0]))  # fmt: skip
+    with Image.open(path) as im:
+        assert Photo.from_image(im).size == (1200, 1600)
+    with pytest.raises(DataError, match=r"cannot read <8 bytes>"):
+        Photo.open(b"not jpeg")
+    with pytest.raises(UsageError, match="binary mode"):
+        Photo.open(io.StringIO("text"))
+
+
+@needs_photos
+def test_a_photo_by_path_bytes_or_file_object_gives_the_same_faces() -> None:
+    marker = FaceMarker()
+    path = PHOTOS / "couple.jpg"
+    by_path = marker(path)
+    with open(path, "rb") as fh:
+        for faces in (marker(path.read_bytes()), marker(fh)):
+            assert len(faces) == len(by_path) > 0
+            for a, b in zip(faces, by_path, strict=True):
+                np.testing.assert_array_equal(a.keypoints, b.keypoints)

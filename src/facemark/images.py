@@ -15,10 +15,11 @@ crops (converting a 12 MP array to Pillow for every face costs ~60 ms a face).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -45,7 +46,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 def _decode(path: str | os.PathLike, reduce: int = 1) -> Image.Image:
     """The oriented RGB Pillow image of ``path``, JPEGs decoded at 1/``reduce`` size."""
-    with _reading(path), Image.open(path) as im:
+    with _reading(path), Image.open(_source(path)) as im:
         if reduce > 1 and im.format in DRAFTABLE:
             # Pillow picks the strongest reduction that stays at least this size
             im.draft("RGB", (max(1, im.width // reduce), max(1, im.height // reduce)))
@@ -126,21 +127,31 @@ class Photo:
     Pillow image together with the matrix from full-size pixels to its pixels.
     """
 
-    def __init__(self, full: Image.Image | None, size: tuple[int, int], path: Path | None) -> None:
+    def __init__(
+        self, full: Image.Image | None, size: tuple[int, int], path: Path | _EncodedImage | None
+    ) -> None:
         self._views: dict[int, Image.Image] = {} if full is None else {1: full}
         self.size = size  #: (width, height) of the full-size oriented image
         self.path = path
 
     @classmethod
-    def open(cls, path: str | os.PathLike, min_side: int | Callable[[int, int], int] = 0) -> Photo:
+    def open(
+        cls,
+        path: str | os.PathLike | bytes | BinaryIO,
+        min_side: int | Callable[[int, int], int] = 0,
+    ) -> Photo:
         """Decode ``path`` in full (``min_side`` 0), or, for a JPEG, only as small as keeps
         ``min_side`` pixels on the longer side (a number, or a function of the full width and
         height: what a detector looks at of an image that big); finer views are decoded when
-        asked for."""
-        path = Path(path)
+        asked for.  ``path`` may also be the file's bytes or a binary file object: they are
+        decoded exactly as the file would be, so a photo gives the same result either way."""
+        if isinstance(path, (bytes, bytearray, memoryview)) or hasattr(path, "read"):
+            path = _EncodedImage(path)
+        else:
+            path = Path(path)
         if min_side != 0:
             with _reading(path):
-                with Image.open(path) as header:
+                with Image.open(_source(path)) as header:
                     size, is_jpeg = _oriented_size(header), header.format in DRAFTABLE
             side = min_side(*size) if callable(min_side) else int(min_side)
             if is_jpeg and side > 0:
@@ -153,9 +164,10 @@ class Photo:
 
     @classmethod
     def from_image(cls, image: Any) -> Photo:
-        """A photo from an array or a Pillow image already in memory (converted once)."""
+        """A photo from an array or a Pillow image already in memory (converted once; a
+        Pillow image is turned upright by its EXIF orientation, as a file would be)."""
         if isinstance(image, Image.Image):
-            im = to_rgb_image(image)
+            im = to_rgb_image(_oriented(image))
         else:
             im = Image.fromarray(as_rgb_array(image), "RGB")
         return cls(im, im.size, None)
@@ -203,6 +215,29 @@ class Photo:
     def array(self) -> np.ndarray:
         """Full-size RGB uint8 pixels (decoding them now if only a smaller view exists)."""
         return np.asarray(self.view(0)[0])
+
+
+class _EncodedImage:
+    """An image file held in memory (bytes or a file object's content): opened like a path,
+    as often as a finer view needs decoding, and named ``<bytes>`` in messages."""
+
+    def __init__(self, data: bytes | bytearray | memoryview | BinaryIO) -> None:
+        raw = data.read() if hasattr(data, "read") else data
+        if not isinstance(raw, (bytes, bytearray, memoryview)):
+            raise UsageError("a file object must be opened in binary mode ('rb')")
+        self.data = bytes(raw)
+        self.name = getattr(data, "name", None)
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self.data)
+
+    def __str__(self) -> str:
+        return str(self.name) if isinstance(self.name, str) else f"<{len(self.data)} bytes>"
+
+
+def _source(path: Any) -> Any:
+    """What ``Image.open`` takes for a path or an in-memory file."""
+    return path.open() if isinstance(path, _EncodedImage) else path
 
 
 def _oriented_size(im: Image.Image) -> tuple[int, int]:

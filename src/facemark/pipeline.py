@@ -69,11 +69,14 @@ class Face:
 
 
 def as_photo(image: Any, min_side: int | Callable[[int, int], int] = 0) -> Photo:
-    """A :class:`Photo` from a path (decoded no larger than ``min_side`` needs, see
-    :meth:`Photo.open`), an array, a Pillow image or a Photo."""
+    """A :class:`Photo` from a path, an image file's bytes or a binary file object (decoded
+    no larger than ``min_side`` needs, see :meth:`Photo.open`: all three alike), an array, a
+    Pillow image (EXIF orientation applied) or a Photo."""
     if isinstance(image, Photo):
         return image
-    if isinstance(image, (str, os.PathLike)):
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
+        image, "read"
+    ):
         return Photo.open(image, min_side=min_side)
     return Photo.from_image(image)
 
