@@ -124,7 +124,8 @@ class FaceMarker:
         self.flip = bool(flip)
 
     def __call__(self, image: Any) -> list[Face]:
-        """The faces in one image (a path, an RGB uint8 array, a Pillow image or a Photo)."""
+        """The faces in one image (a path, the bytes of an image file, a binary file object,
+        an RGB uint8 array, a Pillow image or a Photo)."""
         return self.batch([image])[0]
 
     def batch(
