@@ -692,3 +692,29 @@ def test_output_folders_are_never_inputs_wherever_they_are(tmp_path: Path) -> No
     warnings: list[str] = []
     with pytest.raises(UsageError, match="no images to annotate"):
         an.run([tmp_path / "elsewhere"], tmp_path / "x", config, on_warning=warnings.append)
+
+
+def test_threads_is_a_setting_the_decode_pool_follows(tmp_path: Path, monkeypatch) -> None:
+    """--threads maps to AnnotateConfig.threads: torch's threads and the decoding threads
+    (which otherwise follow the CPUs this process may use, not the machine's count)."""
+    square_image(tmp_path / "p" / "a.jpg")
+    sizes: list[int] = []
+    real_pool = an.ThreadPoolExecutor
+
+    def recording_pool(max_workers=None, thread_name_prefix=""):
+        if thread_name_prefix == "facemark-read":
+            sizes.append(max_workers)
+        return real_pool(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+
+    monkeypatch.setattr(an, "ThreadPoolExecutor", recording_pool)
+    before = torch.get_num_threads()
+    try:
+        run_stub([tmp_path / "p"], threads=1)
+        assert sizes == [1] and torch.get_num_threads() == 1
+        run_stub([tmp_path / "p"])
+        assert sizes[-1] == min(4, an.available_cpus())
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(UsageError, match=r"--threads \(threads=\) must be >= 1"):
+        run_stub([tmp_path / "p"], threads=0)
+    assert an.available_cpus() >= 1

@@ -260,8 +260,20 @@ def select_shard(items: Sequence[InputImage], shard: tuple[int, int] | None) -> 
 # --------------------------------------------------------------------------- decoding
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a worker given one CPU share of a big
+    machine sees 1, where ``os.cpu_count()`` says the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _decoded(
-    items: Iterable[InputImage], lookahead: int, min_side: int | Callable[[int, int], int]
+    items: Iterable[InputImage],
+    lookahead: int,
+    min_side: int | Callable[[int, int], int],
+    threads: int | None = None,
 ) -> Iterator[tuple[InputImage, Photo | str]]:
     """Photos decoded in background threads, yielded in order: the photo or why it failed.
 
@@ -276,7 +288,7 @@ def _decoded(
             return str(exc).removeprefix(f"cannot read {item.path}: ")
 
     pool = ThreadPoolExecutor(
-        max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="facemark-read"
+        max_workers=min(4, threads or available_cpus()), thread_name_prefix="facemark-read"
     )
     pending: deque[tuple[InputImage, Future]] = deque()
     source = iter(items)
@@ -335,9 +347,15 @@ class AnnotateConfig:
     detection: DetectorConfig = field(default_factory=DetectorConfig)
     #: Options of video inputs (stride, span, tracking, smoothing): see facemark.video.
     video: VideoConfig = field(default_factory=VideoConfig)
+    #: CPU threads: torch's (process-wide) and at most this many decoding threads; None
+    #: leaves torch's own choice and decodes with up to 4 threads of the CPUs this process
+    #: may use (:func:`available_cpus`).
+    threads: int | None = None
 
     def check(self) -> None:
         self.detection.check()
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"{option('threads')} must be >= 1 (got {self.threads})")
         self.video.check()
         if self.batch_size < 1:
             raise UsageError(f"{option('batch_size')} must be >= 1 (got {self.batch_size})")
@@ -368,6 +386,11 @@ class AnnotateConfig:
 def _marker(config: AnnotateConfig) -> FaceMarker:
     """The FaceMarker of a run; loaded ones are reused across calls (see :func:`_cached`)."""
     from facemark.pipeline import FaceMarker
+
+    if config.threads is not None:
+        import torch
+
+        torch.set_num_threads(config.threads)
 
     specs = (config.detector, config.model)
     if all(isinstance(s, (str, os.PathLike)) for s in specs):
@@ -923,7 +946,7 @@ def _process(
     # faces; an annotated copy decodes the full image in the writer thread.
     min_side = marker.decode_side
     try:
-        decoded = _decoded(todo, size, min_side)
+        decoded = _decoded(todo, size, min_side, config.threads)
         for batch in _batches(decoded, size, summary, warn, progress, task):
             if writer is None and open_writer is not None:
                 writer = open_writer()

@@ -844,7 +844,11 @@ def annotate_cmd(
     device: str = typer.Option(_ANNOTATE.device, "--device", help="cpu, cuda, cuda:N or auto."),
     gpu: bool = typer.Option(False, "--gpu", help="Shortcut for --device cuda."),
     threads: int | None = typer.Option(
-        None, "--threads", min=1, show_default="torch's", help="Torch CPU threads."
+        _ANNOTATE.threads,
+        "--threads",
+        min=1,
+        show_default="torch's; decoding up to 4",
+        help="CPU threads: torch's, and at most this many decoding threads.",
     ),
     json_out: bool = typer.Option(
         False, "--json", help="Print the summary as JSON instead of a table."
@@ -864,10 +868,6 @@ def annotate_cmd(
 
     if gpu and not device.startswith("cuda"):
         device = "cuda"
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
     config = annotator.AnnotateConfig(
         model=model,
         detector=detector,
@@ -887,6 +887,7 @@ def annotate_cmd(
         video=VideoConfig(
             video_stride, start, end, detect_every, smooth, smooth_min_cutoff, smooth_beta
         ),
+        threads=threads,
     )
     bar = annotator.progress_bar(err_console)  # started by run() once there is work to show
     summary = annotator.run(

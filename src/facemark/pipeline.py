@@ -86,6 +86,7 @@ class FaceMarker:
 
     ``detector`` and ``model`` take what ``--detector`` and ``--model`` take (a bundled name,
     a run, a checkpoint path or URL, ``boxes:FILE`` for the detector) or loaded objects;
+    ``threads`` sets torch's CPU threads (process-wide; None leaves them);
     ``detector_options`` are the fields of :class:`DetectorConfig` (``threshold``,
     ``min_face``, ``max_faces``, ``det_size``, ``confirm``: the landmark confidence a
     detection needs to count as a face, see :meth:`mark`).  ``detector=None`` gives a landmark-only
@@ -98,10 +99,18 @@ class FaceMarker:
         model: Any = "default",
         device: str | None = "cpu",
         flip: bool = False,
+        threads: int | None = None,
         **detector_options: Any,
     ) -> None:
         from facemark import hub
         from facemark.devices import resolve_device
+
+        if threads is not None:  # torch's threads are per process: this sets them for all
+            import torch
+
+            if threads < 1:
+                raise UsageError(f"threads must be >= 1 (got {threads})")
+            torch.set_num_threads(threads)
 
         try:
             config = DetectorConfig(**detector_options) if detector_options else None
