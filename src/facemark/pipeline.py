@@ -229,8 +229,9 @@ class FaceMarker:
     def landmarks(
         self, photos: Sequence[Any], boxes: Sequence[np.ndarray]
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``(keypoints (F, 68, 2), confidence (F, 68))`` per image for the given boxes."""
-        return [(k, c) for k, c, _ in self.marks(photos, boxes)]
+        """``(keypoints (F, 68, 2), confidence (F, 68))`` per image for the given boxes (no
+        faceness: :meth:`marks` when it is wanted)."""
+        return self.landmarker.predict_photos([as_photo(p, 0) for p in photos], boxes, self.flip)
 
     def marks(
         self, photos: Sequence[Any], boxes: Sequence[np.ndarray]
