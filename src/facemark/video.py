@@ -450,7 +450,7 @@ class Tracker:
 
     def _follow(self, photo: Photo) -> None:
         crop = [_face_box(t.keypoints) for t in self.tracks]
-        kps, conf, _ = self._landmarks(photo, crop)
+        kps, conf, _ = self._landmarks(photo, crop, faceness=False)
         kept = []
         for k, track in enumerate(self.tracks):
             if not confident(conf[k], self.confirm):
@@ -463,14 +463,18 @@ class Tracker:
             self.lost = True
 
     def _landmarks(
-        self, photo: Photo, boxes: list[np.ndarray]
+        self, photo: Photo, boxes: list[np.ndarray], faceness: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Keypoints, confidences and faceness (None without a faceness head) per box."""
+        """Keypoints, confidences and faceness per box (None without a faceness head, or when
+        not asked for: followed faces passed the check when their track started)."""
         if not boxes:
             return np.zeros((0, 68, 2)), np.zeros((0, 68)), None
         clock = time.perf_counter()
         arr = np.asarray(boxes, np.float32).reshape(-1, 4)
-        kps, conf, human = self.marker.marks([photo], [arr])[0]
+        if faceness:
+            kps, conf, human = self.marker.marks([photo], [arr])[0]
+        else:
+            (kps, conf), human = self.marker.landmarks([photo], [arr])[0], None
         self.timing.landmarks += time.perf_counter() - clock
         return np.asarray(kps, np.float64), np.asarray(conf, np.float64), human
 
