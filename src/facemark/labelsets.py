@@ -142,14 +142,12 @@ def _walk(folder: Path) -> tuple[list[Path], list[Path]]:
     return pts, images
 
 
-#: Folders already reported as holding several kinds of labels.
-_TOLD: set[str] = set()
-
-
-def detect_format(path: str | os.PathLike) -> str:
+def detect_format(path: str | os.PathLike, warn: bool = False) -> str:
     """``udacity``, ``csv``, ``pts``, ``jsonl`` or ``coco``: what ``path`` holds.
 
-    A :class:`DataError` (one line) when it is none of them or does not exist.
+    A :class:`DataError` (one line) when it is none of them or does not exist.  ``warn``: say
+    which labels are read from a folder that holds several kinds (only the reader asks, so
+    the note comes once however often the format is looked at).
     """
     path = Path(path).expanduser()
     if path.is_dir():
@@ -165,8 +163,7 @@ def detect_format(path: str | os.PathLike) -> str:
             )
             if found
         ]
-        if len(kinds) > 1 and str(path) not in _TOLD:  # e.g. an annotate output folder
-            _TOLD.add(str(path))  # once per folder, however often it is looked at
+        if len(kinds) > 1 and warn:  # e.g. an annotate output folder
             log.warning(
                 "%s holds %s labels; reading the %s (pass a file to choose another)",
                 path,
@@ -489,7 +486,7 @@ def load_faces(
     warning line and kept on ``FaceSet.skipped``; no usable face at all is a DataError.
     """
     path = Path(path).expanduser()
-    fmt = detect_format(path)
+    fmt = detect_format(path, warn=True)
     if fmt == "udacity":
         return dataset.load_split(
             split, path, progress=progress, limit=limit, limit_seed=limit_seed
