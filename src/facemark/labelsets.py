@@ -697,14 +697,7 @@ def source_weights(sources: Sequence[Source], shares: Sequence[float] | None) ->
     (normalised), or None (plain shuffling: each source in proportion to its size)."""
     if not shares:
         return None
-    if len(shares) != len([s for s in sources if len(s.train)]):
-        raise UsageError(
-            f"--data-weight: {len(shares)} weight(s) for {len(sources)} --data source(s); "
-            "give one per source"
-        )
-    if any(not np.isfinite(w) or w < 0 for w in shares) or not sum(shares) > 0:
-        raise UsageError("--data-weight: weights must be >= 0 and not all 0")
-    total = float(sum(shares))
+    total = float(sum(shares))  # one per source, >= 0, not all 0: train.resolve_config checks
     parts = [
         np.full(len(s.train), w / total / len(s.train))
         for s, w in zip(sources, shares, strict=False)

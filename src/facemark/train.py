@@ -176,7 +176,8 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
             " give one per source",
         )
         _require(
-            all(w >= 0 for w in out.data_weights) and sum(out.data_weights) > 0,
+            all(math.isfinite(w) and w >= 0 for w in out.data_weights)
+            and sum(out.data_weights) > 0,
             "--data-weight: weights must be >= 0 and not all 0",
         )
         _require(
