@@ -204,7 +204,10 @@ class HeatmapNet(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = fp32(self.head, self.neck(self.backbone(self.norm(x))))
+        return self._outputs(self.backbone(self.norm(x)))
+
+    def _outputs(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        out = fp32(self.head, self.neck(feats))
         return out.view(out.shape[0], 3, NUM_POINTS, self.grid, self.grid)
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,8 +215,7 @@ class HeatmapNet(nn.Module):
         the mean and max over the crop of the two coarsest feature maps, and how sharply
         each point's score map peaks; ``(B, 2 * (C3 + C4) + 68)``."""
         feats = self.backbone(self.norm(x))
-        out = fp32(self.head, self.neck(feats))
-        out = out.view(out.shape[0], 3, NUM_POINTS, self.grid, self.grid)
+        out = self._outputs(feats)
         pooled = [
             torch.cat([f.float().mean((2, 3)), f.float().amax((2, 3))], 1) for f in feats[-2:]
         ]

@@ -139,17 +139,19 @@ def source_metrics(
 ) -> dict[str, float]:
     """Headline metrics of all faces, or with several sources the mean of the sources'
     metrics plus each source's as ``key@name`` (the epoch table and metrics.jsonl show them)."""
-    if sources is None or not names or len(names) < 2:
-        summary = metrics.summarize(pred, gt)
+    def headline(mask: Any = slice(None)) -> dict[str, float]:
+        summary = metrics.summarize(pred[mask], gt[mask])
         return {k: float(summary[k]) for k in metrics.HEADLINE}  # type: ignore[arg-type]
+
+    if sources is None or not names or len(names) < 2:
+        return headline()
     out: dict[str, float] = {}
     per: list[dict[str, float]] = []
     for k, name in enumerate(names):
         mine = sources == k
         if not mine.any():
             continue
-        summary = metrics.summarize(pred[mine], gt[mine])
-        row = {key: float(summary[key]) for key in metrics.HEADLINE}  # type: ignore[arg-type]
+        row = headline(mine)
         per.append(row)
         out.update({f"{key}@{name}": value for key, value in row.items()})
     mean = {key: float(np.mean([row[key] for row in per])) for key in metrics.HEADLINE}
