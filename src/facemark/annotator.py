@@ -852,6 +852,14 @@ def run(
         if out_dir
         else None
     )
+    # records of an earlier run that this one may annotate again (with --skip-existing it
+    # annotates only images they lack): merged once this run is done
+    earlier = (
+        layout is not None
+        and not config.skip_existing
+        and layout.jsonl.is_file()
+        and layout.jsonl.stat().st_size > 0
+    )
     if config.skip_existing and layout is not None and out_dir.is_dir():
         done = recorded_images(out_dir)
         kept = [item for item in todo if item.image not in done and item.real not in done]
@@ -886,7 +894,7 @@ def run(
                 _process(todo, marker, config, open_writer, summary, warn, recorded, progress)
             if videos:
                 _process_videos(videos, marker, config, out_dir, summary, warn, recorded, progress)
-    if layout is not None:
+    if earlier:
         kept, summary.replaced = merge_records(layout.jsonl)
         summary.earlier_kept = max(kept - summary.images, 0)
     if config.csv and layout is not None and layout.jsonl.is_file():
