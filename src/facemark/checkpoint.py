@@ -9,6 +9,7 @@ code.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,8 +32,6 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
     if payload.get("task") not in TASKS:
         raise ValueError(f"checkpoint task must be one of {TASKS}, got {payload.get('task')!r}")
-    import datetime as _dt
-
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "facemark_version": __version__}
     #: when the weights were made (a copy keeps the original's: ``facemark models`` shows it)
     data["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

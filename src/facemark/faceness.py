@@ -38,8 +38,8 @@ class FacenessHead:
     std: np.ndarray  #: (D,) and their spreads
     weight: np.ndarray  #: (D,)
     bias: float
-    #: the threshold chosen on validation when the head was fitted (informative: the one
-    #: applied is ``DetectorConfig.faceness``)
+    #: the threshold chosen on validation when the head was fitted: applied unless
+    #: ``DetectorConfig.faceness`` (``--faceness``) sets another
     threshold: float
     features: str = FEATURES
 

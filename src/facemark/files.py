@@ -117,8 +117,8 @@ def mark_output(folder: str | os.PathLike, version: str) -> None:
     """Leave (or update) :data:`OUTPUT_MARKER` in an output folder, adding the current
     folder to the folders annotate ran in."""
     here = os.getcwd()
-    ran_in = [str(d) for d in output_run_dirs(folder)]
-    if here in ran_in and is_output_folder(folder):
+    ran_in = [str(d) for d in output_run_dirs(folder)]  # empty without a marker
+    if here in ran_in:
         return
     data = {"written_by": "facemark annotate", "version": version, "ran_in": [*ran_in, here]}
     with contextlib.suppress(OSError), atomic_write(Path(folder, OUTPUT_MARKER), "w") as fh:

@@ -139,6 +139,7 @@ def source_metrics(
 ) -> dict[str, float]:
     """Headline metrics of all faces, or with several sources the mean of the sources'
     metrics plus each source's as ``key@name`` (the epoch table and metrics.jsonl show them)."""
+
     def headline(mask: Any = slice(None)) -> dict[str, float]:
         summary = metrics.summarize(pred[mask], gt[mask])
         return {k: float(summary[k]) for k in metrics.HEADLINE}  # type: ignore[arg-type]
