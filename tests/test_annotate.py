@@ -37,6 +37,7 @@ from facemark.images import load_image
 from facemark.landmarker import Landmarker
 from facemark.pipeline import FaceMarker
 from facemark.pose import head_pose
+from facemark.results import ImageResult
 from facemark.shape import MEAN_SHAPE
 
 RED = (255, 0, 0)
@@ -126,7 +127,7 @@ def square_image(
 def run_stub(inputs, out=None, **kwargs):
     kwargs.setdefault("model", StubLandmarker())
     kwargs.setdefault("detector", StubDetector())
-    return facemark.annotate(inputs, out, **kwargs)
+    return [r.to_dict() for r in facemark.annotate(inputs, out, **kwargs) if r.ok]
 
 
 def tree_hashes(folder: Path) -> dict[str, str]:
@@ -163,7 +164,7 @@ def test_records_schema_coordinates_and_no_face(photos: Path, tmp_path: Path) ->
     with pytest.warns(an.AnnotateWarning, match="broken.jpg"):
         records = run_stub([photos], out)
     by_name = {Path(r["image"]).name: r for r in records}
-    assert set(by_name) == {"one.jpg", "two.png", "empty.png"}
+    assert set(by_name) == {"one.jpg", "two.png", "empty.png"}  # broken.jpg: an error
     assert jsonl(out / "annotations.jsonl") == records  # what is returned is what is written
     one = by_name["one.jpg"]
     assert list(one) == ["image", "width", "height", "detector", "faces"]
@@ -233,7 +234,7 @@ def test_min_confidence_drops_faces_and_counts_them(tmp_path: Path) -> None:
         model=SureOfLandmarker("red"), detector=StubDetector(), min_confidence=LOW_CONFIDENCE
     )
     out = tmp_path / "out"
-    summary = an.run([image], out, config, on_record=records.append)
+    summary = an.run([image], out, config, on_record=lambda r: records.append(r.to_dict()))
     assert summary.faces == 1 and summary.below_min_confidence == 1 and summary.rejected == 0
     assert summary.as_dict()["below_min_confidence"] == 1
     (face,) = records[0]["faces"]
@@ -245,7 +246,7 @@ def test_min_confidence_drops_faces_and_counts_them(tmp_path: Path) -> None:
     # applied before --max-faces: when the best-scored face is dropped, the next one is kept
     records.clear()
     picky = an.AnnotateConfig.from_options(config, model=SureOfLandmarker("blue"), max_faces=1)
-    summary = an.run([image], None, picky, on_record=records.append)
+    summary = an.run([image], None, picky, on_record=lambda r: records.append(r.to_dict()))
     assert (summary.faces, summary.below_min_confidence) == (1, 1)
     assert records[0]["faces"][0]["score"] == pytest.approx(0.8)  # the blue face
     # off (None, the default) keeps both faces; 0 keeps every face too
@@ -340,18 +341,47 @@ def test_truncated_file_is_a_counted_failure(photos: Path, tmp_path: Path) -> No
 
 
 def test_nothing_readable_is_an_error(tmp_path: Path) -> None:
-    """One line, not a warning followed by an error that repeats it."""
+    """The engine behind the CLI: one line, not a warning followed by an error repeating it."""
+    config = an.AnnotateConfig(model=StubLandmarker(), detector=StubDetector())
     (tmp_path / "bad.png").write_bytes(b"nope")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(DataError, match=r"no image could be read \(.*bad.png: "):
-            run_stub(tmp_path / "bad.png")
+            an.run(tmp_path / "bad.png", None, config)
     assert not [w for w in caught if issubclass(w.category, an.AnnotateWarning)]
     (tmp_path / "bad2.jpg").write_bytes(b"\xff\xd8 cut")
     with pytest.raises(DataError, match=r"\(2 failed; first: "):
-        run_stub(tmp_path)
+        an.run(tmp_path, None, config)
     with pytest.raises(UsageError, match="no images to annotate .*no such file or folder"):
-        run_stub(tmp_path / "does-not-exist")
+        an.run(tmp_path / "does-not-exist", None, config)
+
+
+def test_the_api_returns_an_error_record_instead_of_raising(tmp_path: Path) -> None:
+    """One result per input: what cannot be read says why, and the rest are as if alone."""
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    good = square_image(tmp_path / "good.jpg")
+    missing = tmp_path / "missing.jpg"
+    with pytest.warns(an.AnnotateWarning):
+        results = facemark.annotate(
+            [missing, tmp_path / "bad.png", good, b"\x89PNG cut", np.zeros((4, 4, 2), np.uint8)],
+            model=StubLandmarker(),
+            detector=StubDetector(),
+        )
+    by_source = {r.source: r for r in results}
+    assert len(results) == 5
+    assert by_source[str(missing)].to_dict() == {
+        "image": str(missing),
+        "error": "no such file or folder",
+    }
+    assert by_source[str(tmp_path / "bad.png")].error == "not an image Pillow can read"
+    alone = run_stub(good)
+    assert by_source[str(good)].to_dict() == alone[0] and by_source[str(good)].ok
+    memory = [r for r in results if r.source is None]
+    assert [r.error for r in memory] == [
+        "not an image Pillow can read",
+        "expected an (H, W, 3) image, got shape (4, 4, 2)",
+    ]
+    assert facemark.annotate([], model=StubLandmarker(), detector=StubDetector()) == []
 
 
 # --------------------------------------------------------------------------- outputs
@@ -406,12 +436,16 @@ def test_out_none_writes_nothing_and_annotate_is_the_function(
 
     assert facemark.annotate is an.annotate
     with pytest.warns(an.AnnotateWarning):
-        records = facemark.annotate(str(photos), model=StubLandmarker(), detector=StubDetector())
-    assert isinstance(records, list) and len(records) == 3
+        records = [
+            r.to_dict()
+            for r in facemark.annotate(str(photos), model=StubLandmarker(), detector=StubDetector())
+        ]
+    assert isinstance(records, list) and len(records) == 4  # broken.jpg: an error record
+    assert sum("error" in r for r in records) == 1
     assert tree_hashes(tmp_path) == before
     image = np.asarray(Image.open(photos / "one.jpg"))
     faces = FaceMarker(StubDetector(), StubLandmarker())(image)
-    single = an.make_record(None, image.shape[1], image.shape[0], faces)
+    single = ImageResult(None, image.shape[1], image.shape[0], tuple(faces)).to_dict()
     assert single["image"] is None and single["faces"][0]["box"] == [10, 20, 39, 49]
 
 

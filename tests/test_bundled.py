@@ -85,7 +85,7 @@ def test_real_photos_give_the_right_face_counts(shared_zip: Path, tmp_path: Path
     with zipfile.ZipFile(shared_zip) as zf:
         for name in ("obamas.jpg", "mona_lisa.jpg"):
             (folder / name).write_bytes(zf.read(f"P1_Facial_Keypoints-master/images/{name}"))
-    records = facemark.annotate([folder], out=None)
+    records = [r.to_dict() for r in facemark.annotate([folder], out=None)]
     faces = {Path(r["image"]).name: r["faces"] for r in records}
     assert len(faces["obamas.jpg"]) == 2
     assert len(faces["mona_lisa.jpg"]) == 1

@@ -55,19 +55,20 @@ def test_face_to_dict_is_the_jsonl_record() -> None:
     json.dumps(posed, allow_nan=False)
 
 
-def test_photo_draft_view_maps_back_to_full_pixels(tmp_path: Path) -> None:
+def test_photo_reduced_view_maps_back_to_full_pixels(tmp_path: Path) -> None:
     path = tmp_path / "big.jpg"
     _checker().save(path, quality=95)
-    photo = Photo.open(path, min_side=900)
+    photo = Photo.open(path)
     view, M = photo.view(900)
-    assert photo.size == (2000, 1500) and view.size == (1000, 750)  # decoded at 1/2
+    assert photo.size == (2000, 1500) and view.size == (1000, 750)  # reduced to 1/2
     red = np.all(np.abs(np.asarray(view).astype(int) - (255, 0, 0)) < 60, axis=2)
     ys, xs = np.nonzero(red)
     back = transforms.apply_affine(
         np.array([[xs.min(), ys.min()], [xs.max(), ys.max()]], float), transforms.invert_affine(M)
     )
     np.testing.assert_allclose(back, [[1200, 300], [1599, 699]], atol=2.5)
-    assert photo.array().shape == (1500, 2000, 3)  # full size decoded on demand
+    assert photo.array().shape == (1500, 2000, 3)
+    assert photo.view(900)[0] is view  # each view is made once
     assert Photo.open(path).view(0)[0].size == (2000, 1500)
 
 
@@ -157,9 +158,10 @@ def test_annotate_with_user_boxes_records_the_detector(
     Image.new("RGB", (160, 120), (90, 90, 90)).save(folder / "a.png")
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps({"a.png": [[20, 10, 100, 110]]}))
-    records = facemark.annotate(
+    results = facemark.annotate(
         folder, detector=f"boxes:{boxes}", model=tiny_landmark_checkpoint, draw=False
     )
+    records = [r.to_dict() for r in results]
     assert records[0]["detector"]["name"] == "boxes"
     assert records[0]["faces"][0]["box"] == [20.0, 10.0, 100.0, 110.0]
 
@@ -300,11 +302,15 @@ def test_bytes_file_objects_and_exif_rotated_pil_images_decode_like_paths(tmp_pa
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways: a viewer turns it 90 degrees clockwise
     _checker((1600, 1200)).save(path, quality=90, exif=exif)
-    by_path = Photo.open(path, min_side=500)
-    by_bytes = Photo.open(path.read_bytes(), min_side=500)
+    by_path = Photo.open(path)
+    by_bytes = Photo.open(path.read_bytes())
     with open(path, "rb") as fh:
-        by_file = Photo.open(fh, min_side=500)
-    for photo in (by_bytes, by_file):
+        by_file = Photo.open(fh)
+    with Image.open(path) as im:
+        by_pil = Photo.from_image(im)
+    upright = np.asarray(by_path.view(0)[0])
+    by_array = Photo.from_image(upright)
+    for photo in (by_bytes, by_file, by_pil, by_array):
         assert photo.size == by_path.size == (1200, 1600)
         for side in (500, 0):
             np.testing.assert_array_equal(np.asarray(photo.view(side)[0]),

@@ -68,7 +68,10 @@ def test_a_clip_gives_one_record_per_frame_with_a_steady_track(
 ) -> None:
     records: list[dict] = []
     summary = an.run(
-        [face_clip], tmp_path / "out", an.AnnotateConfig(csv=True), on_record=records.append
+        [face_clip],
+        tmp_path / "out",
+        an.AnnotateConfig(csv=True),
+        on_record=lambda r: records.append(r.to_dict()),
     )
     assert summary.videos == 1 and summary.frames == 10 and summary.faces == 10
     assert set(summary.video_timing) >= {"fps", "decode", "detect", "landmarks", "write"}
@@ -119,9 +122,9 @@ def test_a_clip_gives_one_record_per_frame_with_a_steady_track(
 
 
 def test_stride_and_span(face_clip: Path, tmp_path: Path) -> None:
-    strided = an.annotate(face_clip, video_stride=3, draw=False)
+    strided = [r.to_dict() for r in an.annotate(face_clip, video_stride=3, draw=False)]
     assert [r["frame"] for r in strided] == [0, 3, 6, 9]
-    span = an.annotate(face_clip, start=0.3, end=0.6, draw=False)
+    span = [r.to_dict() for r in an.annotate(face_clip, start=0.3, end=0.6, draw=False)]
     assert [r["frame"] for r in span] == [3, 4, 5, 6]
     assert span[0]["timestamp"] == pytest.approx(0.3)
 
@@ -141,8 +144,8 @@ def test_a_span_past_the_end_is_one_line_and_writes_nothing(
 
 
 def test_smoothing_off_gives_the_raw_points(face_clip: Path) -> None:
-    raw = an.annotate(face_clip, smooth=False, detect_every=1, end=0.25)
-    smooth = an.annotate(face_clip, detect_every=1, end=0.25)
+    raw = [r.to_dict() for r in an.annotate(face_clip, smooth=False, detect_every=1, end=0.25)]
+    smooth = [r.to_dict() for r in an.annotate(face_clip, detect_every=1, end=0.25)]
     # the first frame of a track is never smoothed; later ones differ
     assert raw[0]["faces"][0]["keypoints"] == smooth[0]["faces"][0]["keypoints"]
     assert raw[2]["faces"][0]["keypoints"] != smooth[2]["faces"][0]["keypoints"]
@@ -151,7 +154,10 @@ def test_smoothing_off_gives_the_raw_points(face_clip: Path) -> None:
 def test_min_confidence_leaves_faces_out_of_the_records_and_counts_them(face_clip: Path) -> None:
     records: list[dict] = []
     kept = an.run(
-        [face_clip], None, an.AnnotateConfig.from_options(end=0.35), on_record=records.append
+        [face_clip],
+        None,
+        an.AnnotateConfig.from_options(end=0.35),
+        on_record=lambda r: records.append(r.to_dict()),
     )
     means = [np.mean(r["faces"][0]["confidence"]) for r in records]
     assert kept.faces == len(records) == 4 and kept.below_min_confidence == 0
@@ -160,7 +166,7 @@ def test_min_confidence_leaves_faces_out_of_the_records_and_counts_them(face_cli
     minimum = float(np.median(means))
     records.clear()
     config = an.AnnotateConfig.from_options(end=0.35, min_confidence=minimum)
-    picky = an.run([face_clip], None, config, on_record=records.append)
+    picky = an.run([face_clip], None, config, on_record=lambda r: records.append(r.to_dict()))
     # (the records round each confidence to 4 decimals: a margin for the means)
     below, above = sum(m < minimum - 1e-4 for m in means), sum(m > minimum + 1e-4 for m in means)
     assert below >= 1 and above >= 1
@@ -194,7 +200,7 @@ def test_resume_skips_finished_videos_and_redoes_interrupted_ones(
 def test_two_people_get_two_tracks(tmp_path: Path) -> None:
     a, b = photo("img11.jpg"), photo("img1.jpg")
     clip = encode(tmp_path / "two.mp4", [a] * 4 + [b] * 4)
-    records = an.annotate(clip, draw=False)
+    records = [r.to_dict() for r in an.annotate(clip, draw=False)]
     ids = [[f["track"] for f in r["faces"]] for r in records]
     assert ids[:4] == [[0]] * 4 and ids[4:] == [[1]] * 4
 

@@ -7,7 +7,8 @@ Public Python API::
     marker = facemark.FaceMarker()                         # bundled detector + landmarks
     faces = marker("photo.jpg")                            # list[Face]; [] when none
     faces[0].box, faces[0].keypoints, faces[0].to_dict()
-    records = facemark.annotate(["photos/"], out=None)     # JSONL-style dicts per image
+    results = facemark.annotate(["photos/"], out=None)     # one ImageResult per image
+    results[0].to_dict()                                   # its annotations.jsonl line
 
 The names below are imported on first use (module ``__getattr__``) so that ``import facemark``
 and ``facemark --version`` stay instant and do not import torch.
@@ -29,7 +30,8 @@ __version__ = "0.1.0"
 #: public name -> (module, attribute); attribute None means "the module itself".
 _LAZY: dict[str, tuple[str, str | None]] = {
     "FaceMarker": ("facemark.pipeline", "FaceMarker"),
-    "Face": ("facemark.pipeline", "Face"),
+    "Face": ("facemark.results", "Face"),
+    "ImageResult": ("facemark.results", "ImageResult"),
     "annotate": ("facemark.annotator", "annotate"),
     "AnnotateConfig": ("facemark.annotator", "AnnotateConfig"),
     "load_model": ("facemark.hub", "load_model"),

@@ -50,12 +50,13 @@ from facemark.confidence import check_minimum
 from facemark.detectors.base import Detector, DetectorConfig
 from facemark.errors import DataError, UsageError, option
 from facemark.files import OUTPUT_MARKER, atomic_write, is_output_folder, read_jsonl
-from facemark.images import Photo
+from facemark.images import Photo, read_failure
+from facemark.results import ImageResult
 from facemark.shape import LABEL_ORIGIN, NUM_POINTS
 from facemark.video import VIDEO_SUFFIXES, VideoConfig, has_video_suffix
 
 if TYPE_CHECKING:  # the pipeline imports torch: loaded when a run starts, not with the CLI
-    from facemark.pipeline import Face, FaceMarker
+    from facemark.pipeline import FaceMarker
 
 
 #: What a folder scan picks up (case-insensitive).  Files named explicitly are tried whatever
@@ -86,10 +87,13 @@ class InputImage:
     """
 
     path: Path
-    image: str
+    image: str | None
     real: str
     rel: PurePath = PurePath()
     stem: str = ""
+    #: an image given in memory (bytes, a file object, a Pillow image or an array): decoded
+    #: from here instead of ``path``
+    data: Any = None
 
 
 def has_image_suffix(name: str) -> bool:
@@ -270,22 +274,16 @@ def available_cpus() -> int:
 
 
 def _decoded(
-    items: Iterable[InputImage],
-    lookahead: int,
-    min_side: int | Callable[[int, int], int],
-    threads: int | None = None,
+    items: Iterable[InputImage], lookahead: int, threads: int | None = None
 ) -> Iterator[tuple[InputImage, Photo | str]]:
-    """Photos decoded in background threads, yielded in order: the photo or why it failed.
-
-    ``min_side`` 0 decodes in full (annotated copies need every pixel); otherwise JPEGs are
-    decoded only as large as detection needs, and finer when a face needs it.
-    """
+    """Photos decoded in background threads, yielded in order: the photo or why it failed."""
+    from facemark.pipeline import as_photo
 
     def read(item: InputImage) -> Photo | str:
         try:
-            return Photo.open(item.path, min_side=min_side)
-        except DataError as exc:
-            return str(exc).removeprefix(f"cannot read {item.path}: ")
+            return Photo.open(item.path) if item.data is None else as_photo(item.data)
+        except (DataError, UsageError) as exc:
+            return read_failure(exc)
 
     pool = ThreadPoolExecutor(
         max_workers=min(4, threads or available_cpus()), thread_name_prefix="facemark-read"
@@ -429,22 +427,6 @@ def _cached(
 
     (detector, _), (model, _) = keys
     return FaceMarker(detector, Path(model), device, flip, **asdict(detection))
-
-
-def make_record(
-    image: str | None,
-    width: int,
-    height: int,
-    faces: Sequence[Face],
-    detector: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The JSONL record of one image; ``detector`` (name and version) says what found the
-    faces, so outputs of different runs can be compared."""
-    record: dict[str, Any] = {"image": image, "width": int(width), "height": int(height)}
-    if detector is not None:
-        record["detector"] = detector
-    record["faces"] = [face.to_dict() for face in faces]
-    return record
 
 
 # --------------------------------------------------------------------------- outputs
@@ -799,53 +781,66 @@ class Summary:
 
 
 def run(
-    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    inputs: Any,
     out: str | os.PathLike | None = None,
     config: AnnotateConfig | None = None,
     *,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_record: Callable[[ImageResult], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
     progress: Any = None,
+    strict: bool = True,
 ) -> Summary:
     """Annotate ``inputs``; the engine behind :func:`annotate` and ``facemark annotate``.
 
-    Records stream to ``on_record`` (and to ``out``), so a run over a million photos needs no
-    more memory than a few batches.  ``progress`` is a rich ``Progress`` (or None).
-    Raises :class:`UsageError` for bad options or when there is nothing to annotate, and
+    ``inputs``: a file, folder or glob pattern, or a list mixing those with images in memory
+    (see :func:`annotate`).  Results stream to ``on_record`` (and to ``out``), so a run over
+    a million photos needs no more memory than a few batches; an input that cannot be read
+    is an :class:`ImageResult` with ``error`` set (never written to the JSONL).
+    ``progress`` is a rich ``Progress`` (or None).  Raises :class:`UsageError` for bad
+    options; with ``strict`` also when there is nothing to annotate, and
     :class:`DataError` when not one image could be read.
     """
     start = time.perf_counter()
     config = config or AnnotateConfig()
-    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    inputs = [inputs] if _is_single(inputs) else list(inputs)
     config.check()
     shard_spec = parse_shard(config.shard)
     warn = _Deferred(
         on_warning or (lambda message: warnings.warn(message, AnnotateWarning, stacklevel=4))
     )
 
-    def recorded(record: dict[str, Any]) -> None:
+    def recorded(record: ImageResult) -> None:
         warn.release()  # an image went through: the held-back warnings are news now
         if on_record is not None:
             on_record(record)
+
+    def failed(image: str | None, reason: str, message: str) -> None:
+        warn(message)
+        summary.failures.append((str(image), reason))
+        if on_record is not None:
+            on_record(ImageResult(image, error=reason))
 
     out_dir = Path(out).expanduser() if out is not None else None
     if out_dir is None and (config.csv or config.coco or config.pts or config.skip_existing):
         raise UsageError("csv, coco, pts and skip_existing need an output folder (out=...)")
 
     copies: list[Path] = []
+    paths = [raw for raw in inputs if isinstance(raw, (str, os.PathLike))]
     items, problems = collect_inputs(
-        inputs, config.recursive, exclude=_own_output(out_dir), outputs=copies
+        paths, config.recursive, exclude=_own_output(out_dir), outputs=copies
     )
-    if not items:
+    items += _in_memory([raw for raw in inputs if not isinstance(raw, (str, os.PathLike))])
+    summary = Summary(out=out_dir, shard=shard_spec, found=len(items), outputs_skipped=len(copies))
+    if not items and strict:
         reasons = "; ".join(f"{given}: {reason}" for given, reason in problems[:3])
         raise UsageError(f"no images to annotate ({reasons or 'no inputs given'})")
-    summary = Summary(out=out_dir, shard=shard_spec, found=len(items), outputs_skipped=len(copies))
     for given, reason in problems:
-        warn(f"{given}: {reason}")
         if reason == "no such file or folder":
-            summary.failures.append((given, reason))
+            failed(given, reason, f"{given}: {reason}")
+        else:
+            warn(f"{given}: {reason}")
     if out_dir is not None:
-        check_output(out_dir, items, inputs, config.draw)
+        check_output(out_dir, [i for i in items if i.data is None], paths, config.draw)
     todo = select_shard(items, shard_spec)
     layout = (
         Layout(out_dir, f".shard-{shard_spec[0]}-of-{shard_spec[1]}" if shard_spec else "")
@@ -891,9 +886,20 @@ def run(
         open_writer = functools.partial(_Writer, layout, config) if layout else None
         with progress if progress is not None else contextlib.nullcontext():
             if todo:
-                _process(todo, marker, config, open_writer, summary, warn, recorded, progress)
+                _process(
+                    todo,
+                    marker,
+                    config,
+                    open_writer,
+                    summary,
+                    lambda item, why: failed(item.image, why, f"skipped {item.image}: {why}"),
+                    recorded,
+                    progress,
+                )
             if videos:
-                _process_videos(videos, marker, config, out_dir, summary, warn, recorded, progress)
+                _process_videos(
+                    videos, marker, config, out_dir, summary, warn, failed, recorded, progress
+                )
     if earlier:
         kept, summary.replaced = merge_records(layout.jsonl)
         summary.earlier_kept = max(kept - summary.images, 0)
@@ -904,12 +910,35 @@ def run(
 
         write_coco(layout.jsonl, layout.coco)
     summary.seconds = time.perf_counter() - start
-    if summary.images == 0 and summary.videos == 0 and summary.failures and not summary.skipped:
+    nothing = summary.images == 0 and summary.videos == 0 and not summary.skipped
+    if strict and nothing and summary.failures:
         first, reason = summary.failures[0]
         more = f"{len(summary.failures)} failed; first: " if len(summary.failures) > 1 else ""
         raise DataError(f"no image could be read ({more}{first}: {reason})")
     warn.release()
     return summary
+
+
+def _is_single(inputs: Any) -> bool:
+    """One input rather than a list of them (a path, bytes, a file object, an image)."""
+    from PIL import Image as PILImage
+
+    return isinstance(
+        inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, PILImage.Image)
+    ) or hasattr(inputs, "read")
+
+
+def _in_memory(images: Sequence[Any]) -> list[InputImage]:
+    """Images given in memory, named by their file name where they have one; their outputs
+    (annotated copies, .pts) are ``memory/<n>.png`` under the output folder."""
+    from facemark.pipeline import source_name
+
+    items = []
+    for k, data in enumerate(images, 1):
+        name = source_name(data)
+        rel = PurePath("memory", f"{k:06d}.png")
+        items.append(InputImage(Path(name or "-"), name, "", rel, rel.stem, data=data))
+    return items
 
 
 class _Deferred:
@@ -938,8 +967,8 @@ def _process(
     config: AnnotateConfig,
     open_writer: Callable[[], _Writer] | None,
     summary: Summary,
-    warn: Callable[[str], None],
-    on_record: Callable[[dict[str, Any]], None] | None,
+    failed: Callable[[InputImage, str], None],
+    on_record: Callable[[ImageResult], None] | None,
     progress: Any,
 ) -> None:
     """The loop over batches: decode, find faces, hand records to the writer and caller.
@@ -950,12 +979,9 @@ def _process(
     writer: _Writer | None = None
     task = progress.add_task("Annotating", total=len(todo)) if progress is not None else None
     size = config.batch_size
-    # Decoded no larger than detection needs, with or without --draw, so both find the same
-    # faces; an annotated copy decodes the full image in the writer thread.
-    min_side = marker.decode_side
     try:
-        decoded = _decoded(todo, size, min_side, config.threads)
-        for batch in _batches(decoded, size, summary, warn, progress, task):
+        decoded = _decoded(todo, size, config.threads)
+        for batch in _batches(decoded, size, failed, progress, task):
             if writer is None and open_writer is not None:
                 writer = open_writer()
             photos = [photo for _, photo in batch]
@@ -964,13 +990,15 @@ def _process(
             summary.rejected += sum(rejected)
             summary.below_min_confidence += sum(dropped)
             for (item, photo), faces in zip(batch, found, strict=True):
-                record = make_record(item.image, photo.width, photo.height, faces, summary.detector)
+                result = ImageResult(
+                    item.image, photo.width, photo.height, tuple(faces), summary.detector
+                )
                 summary.images += 1
-                summary.faces += len(record["faces"])
+                summary.faces += len(faces)
                 if writer is not None:
-                    writer.submit(item, photo, record, max_pending=size)
+                    writer.submit(item, photo, result.to_dict(), max_pending=size)
                 if on_record is not None:
-                    on_record(record)
+                    on_record(result)
             if progress is not None:
                 progress.advance(task, len(batch))
     finally:
@@ -980,6 +1008,8 @@ def _process(
 
 def _is_video(item: InputImage) -> bool:
     """A video by suffix; a file without an image suffix is probed (see facemark.video)."""
+    if item.data is not None:  # videos are read from files
+        return False
     if has_video_suffix(item.path.name):
         return True
     if has_image_suffix(item.path.name):
@@ -996,7 +1026,8 @@ def _process_videos(
     out: Path | None,
     summary: Summary,
     warn: Callable[[str], None],
-    on_record: Callable[[dict[str, Any]], None] | None,
+    failed: Callable[[str | None, str, str], None],
+    on_record: Callable[[ImageResult], None] | None,
     progress: Any = None,
 ) -> None:
     """Each video through :func:`facemark.video.annotate_video`: a JSONL (and a CSV) per
@@ -1010,7 +1041,7 @@ def _process_videos(
             total = video.frames_to_read(item.path, config.video)
             task = progress.add_task(f"Video {item.path.name}", total=total, unit="frames")
 
-            def callback(record: dict[str, Any], task: Any = task) -> None:
+            def callback(record: ImageResult, task: Any = task) -> None:
                 progress.advance(task)
                 if on_record is not None:
                     on_record(record)
@@ -1033,9 +1064,8 @@ def _process_videos(
                 min_confidence=config.min_confidence,
             )
         except DataError as exc:
-            reason = str(exc).removeprefix(f"cannot read {item.path}: ")
-            warn(f"skipped {item.image}: {reason}")
-            summary.failures.append((item.image, reason))
+            reason = read_failure(exc).removeprefix(f"cannot read {item.path}: ")
+            failed(item.image, reason, f"skipped {item.image}: {reason}")
             continue
         if result.cut:
             warn(f"{item.image}: {result.cut}; the {result.frames} frames before were kept")
@@ -1051,23 +1081,21 @@ def _process_videos(
 
 
 def _batches(
-    decoded: Iterator[tuple[InputImage, np.ndarray | str]],
+    decoded: Iterator[tuple[InputImage, Photo | str]],
     size: int,
-    summary: Summary,
-    warn: Callable[[str], None],
+    failed: Callable[[InputImage, str], None],
     progress: Any,
     task: Any,
-) -> Iterator[list[tuple[InputImage, np.ndarray]]]:
-    """Group readable images into batches; report and count the unreadable ones."""
-    batch: list[tuple[InputImage, np.ndarray]] = []
-    for item, image in decoded:
-        if isinstance(image, str):
-            warn(f"skipped {item.image}: {image}")
-            summary.failures.append((item.image, image))
+) -> Iterator[list[tuple[InputImage, Photo]]]:
+    """Group readable images into batches; hand the unreadable ones to ``failed``."""
+    batch: list[tuple[InputImage, Photo]] = []
+    for item, photo in decoded:
+        if isinstance(photo, str):
+            failed(item, photo)
             if progress is not None:
                 progress.advance(task)
             continue
-        batch.append((item, image))
+        batch.append((item, photo))
         if len(batch) == size:
             yield batch
             batch = []
@@ -1161,30 +1189,37 @@ def summary_table(summary: Summary) -> Any:
 
 
 def annotate(
-    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    inputs: Any,
     out: str | os.PathLike | None = None,
     config: AnnotateConfig | None = None,
     *,
     progress: bool = False,
     **options: Any,
-) -> list[dict[str, Any]]:
-    """Find every face in ``inputs`` and place its 68 keypoints; returns one record per image.
+) -> list[ImageResult]:
+    """Find every face in ``inputs`` and place its 68 keypoints: one result per image.
 
-    ``inputs``: a file, folder or glob pattern, or a list of them.  ``out``: a folder for
-    ``annotations.jsonl`` and (``draw``) annotated copies, ``csv`` and ``pts`` files; None
-    writes nothing.  Options: an :class:`AnnotateConfig`, and/or its fields (and those of
+    ``inputs``: a file, folder or glob pattern, the bytes of an image file, a binary file
+    object, a Pillow image, an RGB/gray uint8 array, or a list mixing them (files found in
+    folders and patterns first, in order, then the images given in memory, in order).
+    Every form decodes the same pixels alike, so it finds the same faces.  ``out``: a folder
+    for ``annotations.jsonl`` and (``draw``) annotated copies, ``csv``, ``coco``,
+    ``parquet`` and ``pts`` files; None writes nothing.  Options: an
+    :class:`AnnotateConfig`, and/or its fields (and those of
     :class:`~facemark.detectors.DetectorConfig`) as keywords, e.g.
-    ``annotate("photos/", threshold=0.6, detector="yunet_s")``.  Unreadable files are
-    skipped with an :class:`AnnotateWarning`; with ``skip_existing`` the records of images
-    done by an earlier run are not returned again.  ``progress`` shows a bar on stderr.
-    Never returns None.
+    ``annotate("photos/", threshold=0.6, detector="yunet_s")``.
+
+    Nothing a single input can be wrong with raises: an unreadable file, a missing path or
+    a non-image gets a result with ``error`` set (and an :class:`AnnotateWarning`).  With
+    ``skip_existing`` the images an earlier run did are not returned again.  ``progress``
+    shows a bar on stderr.  ``[r.to_dict() for r in results]`` are annotations.jsonl lines.
     """
-    records: list[dict[str, Any]] = []
+    results: list[ImageResult] = []
     run(
         inputs,
         out,
         AnnotateConfig.from_options(config, **options),
-        on_record=records.append,
+        on_record=results.append,
         progress=progress_bar() if progress else None,
+        strict=False,
     )
-    return records
+    return results

@@ -5,11 +5,13 @@ images, truncated files and decompression bombs are handled the same way everywh
 
 A :class:`Photo` is an image that may be needed at several resolutions: the detector only
 needs about 1,000-2,000 pixels on the longer side, the landmark crops need the face at full
-detail, an annotated copy needs every pixel.  JPEGs can be decoded at 1/2, 1/4 or 1/8 size
-for a fraction of the cost (Pillow's ``draft``), so a 12 MP photo is decoded small for
-detection and again at full size only when a face is too small to crop from the small one.
-Each resolution is decoded at most once and kept as a Pillow image, the fast source for
-crops (converting a 12 MP array to Pillow for every face costs ~60 ms a face).
+detail, an annotated copy needs every pixel.  Every input is decoded in full once and the
+smaller views are box-averaged from those pixels (``Image.reduce``), each made at most once
+and kept as a Pillow image, the fast source for crops (converting a 12 MP array to Pillow for
+every face costs ~60 ms a face).  JPEGs could be decoded smaller for less (Pillow's
+``draft``), but then a path and the decoded array of the same photo would reach the detector
+as different pixels and get different points: one decoding path keeps every input type
+exact, for about 70 ms more on a 12 MP JPEG.
 """
 
 from __future__ import annotations
@@ -17,20 +19,16 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from facemark.boxes import resize_matrix
 from facemark.errors import DataError, UsageError
 
-#: Draft (DCT-domain) reductions JPEG decoding offers.
-DRAFT_FACTORS = (8, 4, 2, 1)
-#: Pillow formats that decode at reduced size (MPO: the JPEG many cameras write).
-DRAFTABLE = ("JPEG", "MPO")
+#: Reductions a view can be made at (Image.reduce averages factor x factor blocks).
+REDUCE_FACTORS = (8, 4, 2, 1)
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -44,14 +42,25 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(_decode(path))
 
 
-def _decode(path: str | os.PathLike, reduce: int = 1) -> Image.Image:
-    """The oriented RGB Pillow image of ``path``, JPEGs decoded at 1/``reduce`` size."""
+def _decode(path: str | os.PathLike | _EncodedImage) -> Image.Image:
+    """The oriented RGB Pillow image of ``path`` (a file or an in-memory file)."""
     with _reading(path), Image.open(_source(path)) as im:
-        if reduce > 1 and im.format in DRAFTABLE:
-            # Pillow picks the strongest reduction that stays at least this size
-            im.draft("RGB", (max(1, im.width // reduce), max(1, im.height // reduce)))
         im.load()  # decode fully now: truncation must fail here, not while drawing
         return to_rgb_image(_oriented(im))
+
+
+class ImageReadError(DataError):
+    """An image that could not be read; ``reason`` is the message without the file's name
+    (for records that name the file themselves)."""
+
+    def __init__(self, source: object, reason: str) -> None:
+        super().__init__(f"cannot read {source}: {reason}")
+        self.reason = reason
+
+
+def read_failure(exc: Exception) -> str:
+    """Why an input could not be used, without its name when the error carries one."""
+    return exc.reason if isinstance(exc, ImageReadError) else str(exc)
 
 
 @contextlib.contextmanager
@@ -60,14 +69,16 @@ def _reading(path: str | os.PathLike) -> Iterator[None]:
     try:
         yield
     except FileNotFoundError:
-        raise DataError(f"cannot read {path}: file not found") from None
+        raise ImageReadError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ImageReadError(path, "a folder, not an image") from None
     except Image.DecompressionBombError:
-        raise DataError(f"cannot read {path}: image too large (decompression bomb guard)") from None
+        raise ImageReadError(path, "image too large (decompression bomb guard)") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, Image.UnidentifiedImageError):
             reason = "not an image Pillow can read"
-        raise DataError(f"cannot read {path}: {reason}") from None
+        raise ImageReadError(path, reason) from None
 
 
 def _oriented(im: Image.Image) -> Image.Image:
@@ -121,56 +132,37 @@ def as_rgb_array(image: Any) -> np.ndarray:
 
 
 class Photo:
-    """One image at the resolutions it is needed at, each decoded once.
+    """One image at the resolutions it is needed at, each made once from the full pixels.
 
     Coordinates are always those of the full-size oriented image; :meth:`view` returns a
     Pillow image together with the matrix from full-size pixels to its pixels.
     """
 
-    def __init__(
-        self, full: Image.Image | None, size: tuple[int, int], path: Path | _EncodedImage | None
-    ) -> None:
-        self._views: dict[int, Image.Image] = {} if full is None else {1: full}
-        self.size = size  #: (width, height) of the full-size oriented image
-        self.path = path
+    def __init__(self, full: Image.Image, name: str | None = None) -> None:
+        self._views: dict[int, Image.Image] = {1: full}
+        self.size: tuple[int, int] = full.size  #: (width, height) of the oriented image
+        self.name = name  #: the file's path (or name), None for pixels given in memory
 
     @classmethod
-    def open(
-        cls,
-        path: str | os.PathLike | bytes | BinaryIO,
-        min_side: int | Callable[[int, int], int] = 0,
-    ) -> Photo:
-        """Decode ``path`` in full (``min_side`` 0), or, for a JPEG, only as small as keeps
-        ``min_side`` pixels on the longer side (a number, or a function of the full width and
-        height: what a detector looks at of an image that big); finer views are decoded when
-        asked for.  ``path`` may also be the file's bytes or a binary file object: they are
-        decoded exactly as the file would be, so a photo gives the same result either way."""
-        if isinstance(path, (bytes, bytearray, memoryview)) or hasattr(path, "read"):
-            path = _EncodedImage(path)
-        else:
-            path = Path(path)
-        if min_side != 0:
-            with _reading(path):
-                with Image.open(_source(path)) as header:
-                    size, is_jpeg = _oriented_size(header), header.format in DRAFTABLE
-            side = min_side(*size) if callable(min_side) else int(min_side)
-            if is_jpeg and side > 0:
-                photo = cls(None, size, path)
-                factor = photo._factor_for(side)
-                photo._views[factor] = _decode(path, factor)
-                return photo
-        im = _decode(path)
-        return cls(im, im.size, path)
+    def open(cls, source: str | os.PathLike | bytes | BinaryIO) -> Photo:
+        """Decode a file, the bytes of one, or a binary file object: the three decode alike,
+        so a photo gives the same result whichever way it is passed."""
+        if isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "read"):
+            encoded = _EncodedImage(source)
+            name = encoded.name if isinstance(encoded.name, str) else None
+            return cls(_decode(encoded), name)
+        return cls(_decode(source), os.fspath(source))
 
     @classmethod
     def from_image(cls, image: Any) -> Photo:
         """A photo from an array or a Pillow image already in memory (converted once; a
         Pillow image is turned upright by its EXIF orientation, as a file would be)."""
         if isinstance(image, Image.Image):
-            im = to_rgb_image(_oriented(image))
-        else:
-            im = Image.fromarray(as_rgb_array(image), "RGB")
-        return cls(im, im.size, None)
+            name = getattr(image, "filename", "") or None
+            with _reading(name or "<Pillow image>"):
+                image.load()  # Image.open is lazy: a truncated file fails here
+            return cls(to_rgb_image(_oriented(image)), name)
+        return cls(Image.fromarray(as_rgb_array(image), "RGB"))
 
     @property
     def width(self) -> int:
@@ -180,9 +172,10 @@ class Photo:
     def height(self) -> int:
         return self.size[1]
 
-    def _factor_for(self, min_side: int) -> int:
+    def factor_for(self, min_side: int) -> int:
+        """The strongest reduction that keeps at least ``min_side`` px on the longer side."""
         long_side = max(self.size)
-        for f in DRAFT_FACTORS:
+        for f in REDUCE_FACTORS:
             if f == 1 or -(-long_side // f) >= min_side:
                 return f
         return 1
@@ -190,36 +183,26 @@ class Photo:
     def view(self, min_side: int = 0) -> tuple[Image.Image, np.ndarray]:
         """The coarsest view keeping at least ``min_side`` px on the longer side (0: full
         size), and the matrix from full-size pixels to that view's pixels."""
-        want = self._factor_for(min_side) if min_side > 0 else 1
-        if want not in self._views:
-            finer = [f for f in self._views if f < want]
-            if 1 in self._views:  # reducing decoded pixels beats decoding again
-                self._views[want] = self._views[1].reduce(want)
-            elif finer:
-                want = max(finer)
-            else:
-                assert self.path is not None  # in-memory photos always hold the full view
-                self._views[want] = _decode(self.path, want)
-        return self._views[want], self._matrix(want)
+        factor = self.factor_for(min_side) if min_side > 0 else 1
+        if factor not in self._views:
+            self._views[factor] = self._views[1].reduce(factor)
+        return self._views[factor], self._matrix(factor)
 
     def _matrix(self, factor: int) -> np.ndarray:
-        """Full-size pixels -> pixels of the view reduced ``factor`` times.  A JPEG draft and
-        ``Image.reduce`` both average ``factor`` x ``factor`` blocks (the last one partial), so
-        the scale is exactly ``1 / factor``, not the ratio of the rounded-up sizes."""
-        im = self._views[factor]
-        if (-(-self.width // factor), -(-self.height // factor)) != im.size:
-            return resize_matrix(self.width, self.height, im.width, im.height)
+        """Full-size pixels -> pixels of the view reduced ``factor`` times.  ``Image.reduce``
+        averages ``factor`` x ``factor`` blocks (the last one partial), so the scale is
+        exactly ``1 / factor``, not the ratio of the rounded-up sizes."""
         k = 1.0 / factor
         return np.array([[k, 0.0, 0.5 * k - 0.5], [0.0, k, 0.5 * k - 0.5]])
 
     def array(self) -> np.ndarray:
-        """Full-size RGB uint8 pixels (decoding them now if only a smaller view exists)."""
-        return np.asarray(self.view(0)[0])
+        """Full-size RGB uint8 pixels."""
+        return np.asarray(self._views[1])
 
 
 class _EncodedImage:
-    """An image file held in memory (bytes or a file object's content): opened like a path,
-    as often as a finer view needs decoding, and named ``<bytes>`` in messages."""
+    """An image file held in memory (bytes or a file object's content): opened like a path
+    and named in messages by its file object's name or as ``<N bytes>``."""
 
     def __init__(self, data: bytes | bytearray | memoryview | BinaryIO) -> None:
         raw = data.read() if hasattr(data, "read") else data
@@ -238,12 +221,3 @@ class _EncodedImage:
 def _source(path: Any) -> Any:
     """What ``Image.open`` takes for a path or an in-memory file."""
     return path.open() if isinstance(path, _EncodedImage) else path
-
-
-def _oriented_size(im: Image.Image) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, from the header alone."""
-    try:
-        orientation = im.getexif().get(0x0112, 1)
-    except Exception:
-        orientation = 1
-    return (im.height, im.width) if orientation in (5, 6, 7, 8) else (im.width, im.height)

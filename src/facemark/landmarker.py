@@ -20,7 +20,7 @@ from facemark import checkpoint, models, transforms
 from facemark.boxes import map_boxes
 from facemark.errors import CheckpointError, UsageError, first_line
 from facemark.faceness import FEATURES, FacenessHead
-from facemark.images import DRAFT_FACTORS, Photo
+from facemark.images import REDUCE_FACTORS, Photo
 from facemark.shape import NUM_POINTS
 
 #: What a loaded model tells about itself (``Landmarker.info``), from its checkpoint.
@@ -247,7 +247,7 @@ def crop_faces(photo: Photo, boxes: np.ndarray, size: int) -> tuple[np.ndarray, 
     if not np.isfinite(boxes).all():
         raise UsageError("face boxes must be finite numbers (got NaN or inf)")
     side = (boxes[:, 2:] - boxes[:, :2]).max(axis=1).min() * transforms.CROP_SCALE
-    factor = max([f for f in DRAFT_FACTORS if f <= side / size], default=1)
+    factor = max([f for f in REDUCE_FACTORS if f <= side / size], default=1)
     view, to_view = photo.view(-(-max(photo.size) // factor) if factor > 1 else 0)
     out_crops, out_matrices = [], []
     for box in map_boxes(boxes, to_view):

@@ -9,76 +9,55 @@ here, so they find the same faces and place the same points::
     for face in marker("photo.jpg"):                # a path, an RGB array or a Pillow image
         print(face.box, face.score, face.keypoints.shape)   # (4,), float, (68, 2)
 
-How an image travels: it becomes a :class:`~facemark.images.Photo` once; the detector sees
-the smallest view of it that holds what it looks at (a 12 MP JPEG is decoded at 1/2 or 1/4
-size); the landmark model crops each face from the coarsest view that still holds the face
-at the network's resolution; every coordinate is reported in full-size pixels.
+How an image travels: it becomes a :class:`~facemark.images.Photo` once (decoded in full,
+whatever form it came in, so a path, its bytes and its decoded array give the same faces);
+the detector sees the smallest view of it that holds what it looks at (a 12 MP photo
+reduced to 1/2 or 1/4); the landmark model crops each face from the coarsest view that still
+holds the face at the network's resolution; every coordinate is reported in full-size pixels.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from facemark.confidence import check_minimum, confident, low_confidence
+from facemark.confidence import check_minimum, confident
 from facemark.detectors import Detections, Detector, DetectorConfig, load_detector
-from facemark.errors import UsageError
-from facemark.images import Photo
+from facemark.errors import DataError, UsageError
+from facemark.images import Photo, read_failure
 from facemark.landmarker import Landmarker
-from facemark.pose import Pose, head_pose
+from facemark.pose import head_pose
+from facemark.results import Face, ImageResult
+
+__all__ = ["Face", "FaceMarker", "ImageResult", "as_photo", "source_name"]
 
 
-@dataclass(frozen=True)
-class Face:
-    """One face: where it is, how sure the detector is, its 68 points and their confidence,
-    and its head pose (:func:`facemark.pose.head_pose`; ``None`` when not computed)."""
-
-    box: np.ndarray  #: (4,) x0, y0, x1, y1 in image pixels (facemark face box)
-    score: float  #: the detector's calibrated score in [0, 1]
-    keypoints: np.ndarray  #: (68, 2) x, y in image pixels, 0-based pixel centres
-    confidence: np.ndarray  #: (68,) the landmark model's confidence in [0, 1]
-    pose: Pose | None = None  #: yaw, pitch, roll (degrees), rvec, tvec; see facemark.pose
-    #: probability that this is a human face (:mod:`facemark.faceness`); None: not checked
-    faceness: float | None = None
-
-    @property
-    def low_confidence(self) -> bool:
-        """Whether the mean point confidence is below :data:`facemark.confidence.LOW_CONFIDENCE`
-        (the points are less likely to be right)."""
-        return low_confidence(self.confidence)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The face's JSONL record (coordinates to 2 decimals, scores to 4; ``pose`` last,
-        only when set)."""
-        record: dict[str, Any] = {
-            "box": np.round(np.asarray(self.box, np.float64), 2).tolist(),
-            "score": round(float(self.score), 4),
-            "keypoints": np.round(np.asarray(self.keypoints, np.float64), 2).tolist(),
-            "confidence": np.round(np.asarray(self.confidence, np.float64), 4).tolist(),
-            "low_confidence": self.low_confidence,
-        }
-        if self.faceness is not None:
-            record["faceness"] = round(float(self.faceness), 4)
-        if self.pose is not None:
-            record["pose"] = self.pose.to_dict()
-        return record
-
-
-def as_photo(image: Any, min_side: int | Callable[[int, int], int] = 0) -> Photo:
-    """A :class:`Photo` from a path, an image file's bytes or a binary file object (decoded
-    no larger than ``min_side`` needs, see :meth:`Photo.open`: all three alike), an array, a
-    Pillow image (EXIF orientation applied) or a Photo."""
+def as_photo(image: Any) -> Photo:
+    """A :class:`Photo` from a path, an image file's bytes or a binary file object (all three
+    decoded alike), an array, a Pillow image (EXIF orientation applied) or a Photo."""
     if isinstance(image, Photo):
         return image
     if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
         image, "read"
     ):
-        return Photo.open(image, min_side=min_side)
+        return Photo.open(image)
     return Photo.from_image(image)
+
+
+def source_name(image: Any) -> str | None:
+    """What a result calls its image: the path, a file object's or Pillow image's file name,
+    None for bytes and arrays."""
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    if isinstance(image, Photo):
+        return image.name
+    name = getattr(image, "name", None) if hasattr(image, "read") else None
+    name = name or getattr(image, "filename", None)
+    return name if isinstance(name, str) and name else None
 
 
 class FaceMarker:
@@ -147,6 +126,35 @@ class FaceMarker:
         """
         return self.mark(images, names)[0]
 
+    def annotate(
+        self, images: Sequence[Any], names: Sequence[str | None] | None = None
+    ) -> list[ImageResult]:
+        """One :class:`ImageResult` per image, in order; an image that cannot be read (or
+        is not an image) gets its ``error`` set instead of failing the batch, so a batch
+        engine never retries a whole block for one bad file.  ``names`` name the results
+        (default: the paths, for path inputs)."""
+        if names is None:
+            names = [source_name(im) for im in images]
+        photos: list[Photo | None] = []
+        errors: list[str | None] = []
+        for image in images:
+            try:
+                photos.append(as_photo(image))
+                errors.append(None)
+            except (DataError, UsageError) as exc:
+                photos.append(None)
+                errors.append(read_failure(exc))
+        good = [k for k, photo in enumerate(photos) if photo is not None]
+        found = self.mark([photos[k] for k in good], [names[k] for k in good])[0] if good else []
+        faces = dict(zip(good, found, strict=True))
+        detector = self.detector.describe() if self.detector is not None else None
+        return [
+            ImageResult(names[k], error=errors[k])
+            if photos[k] is None
+            else ImageResult(names[k], photos[k].width, photos[k].height, tuple(faces[k]), detector)
+            for k in range(len(images))
+        ]
+
     def mark(
         self,
         images: Sequence[Any],
@@ -165,9 +173,9 @@ class FaceMarker:
         millisecond).
         """
         check_minimum(min_confidence)
-        photos = [as_photo(im, self.decode_side) for im in images]
+        photos = [as_photo(im) for im in images]
         if names is None:
-            names = [os.fspath(im) if isinstance(im, (str, os.PathLike)) else None for im in images]
+            names = [source_name(im) for im in images]
         found = self.detect(photos, names)
         marks = self.marks(photos, [d.boxes for d in found])
         assert self.detector is not None  # detect() said so otherwise
@@ -209,8 +217,8 @@ class FaceMarker:
         head = self.landmarker.faceness
         return head.threshold if head is not None else 0.0
 
-    def decode_side(self, width: int, height: int) -> int:
-        """How large a photo this big needs decoding for detection (0: in full)."""
+    def detection_side(self, width: int, height: int) -> int:
+        """How many pixels of a photo this big detection looks at (0: all of them)."""
         det = self.detector
         return det.detection_side(width, height) if det and det.accepts_reduced else 0
 
@@ -220,7 +228,7 @@ class FaceMarker:
         """Detections per photo, in full-size pixels."""
         if self.detector is None:
             raise UsageError("this FaceMarker has no detector (detector=None)")
-        views = [photo.view(self.decode_side(photo.width, photo.height)) for photo in photos]
+        views = [photo.view(self.detection_side(photo.width, photo.height)) for photo in photos]
         found = self.detector.detect_batch(
             [np.asarray(v) for v, _ in views], names, [photo.size for photo in photos]
         )
@@ -231,14 +239,14 @@ class FaceMarker:
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(keypoints (F, 68, 2), confidence (F, 68))`` per image for the given boxes (no
         faceness: :meth:`marks` when it is wanted)."""
-        return self.landmarker.predict_photos([as_photo(p, 0) for p in photos], boxes, self.flip)
+        return self.landmarker.predict_photos([as_photo(p) for p in photos], boxes, self.flip)
 
     def marks(
         self, photos: Sequence[Any], boxes: Sequence[np.ndarray]
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """:meth:`landmarks` with each face's ``faceness`` (None per image when the landmark
         model has no faceness head; see :mod:`facemark.faceness`)."""
-        return self.landmarker.mark_photos([as_photo(p, 0) for p in photos], boxes, self.flip)
+        return self.landmarker.mark_photos([as_photo(p) for p in photos], boxes, self.flip)
 
     def describe(self) -> dict[str, Any]:
         """What produced the output: detector and landmark model, for output headers."""

@@ -40,10 +40,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facemark.boxes import box_iou
-from facemark.confidence import confident, low_confidence
+from facemark.confidence import confident
 from facemark.errors import DataError, UsageError, option
 from facemark.images import Photo
 from facemark.pose import Pose, head_pose
+from facemark.results import Face, ImageResult
 
 if TYPE_CHECKING:
     from facemark.pipeline import FaceMarker
@@ -526,37 +527,25 @@ def frame_record(
     tracks: list[Track],
     detector: dict[str, Any] | None,
     poses: list[Pose] | None = None,
-) -> dict[str, Any]:
-    """The JSONL record of one frame (coordinates to 2 decimals, scores to 4); ``poses``
-    (from :func:`poses_of`) adds each face's ``pose``."""
+) -> ImageResult:
+    """The result of one frame: each track's reported points as a face (its box drawn
+    around the points); ``poses`` (from :func:`poses_of`) adds each face's ``pose``."""
     h, w = frame.image.shape[:2]
-    faces = []
-    for k, track in enumerate(tracks):
-        kps = _points(track)
-        face: dict[str, Any] = {
-            "track": track.id,
-            "box": np.round(_face_box(kps).astype(np.float64), 2).tolist(),
-            "score": round(track.score, 4),
-            "keypoints": np.round(kps, 2).tolist(),
-            "confidence": np.round(track.confidence, 4).tolist(),
-            "low_confidence": low_confidence(track.confidence),
-        }
-        if track.faceness is not None:
-            face["faceness"] = round(track.faceness, 4)
-        if poses and poses[k] is not None:
-            face["pose"] = poses[k].to_dict()
-        faces.append(face)
-    record: dict[str, Any] = {
-        "video": video,
-        "frame": frame.index,
-        "timestamp": round(frame.timestamp, 6),
-        "width": int(w),
-        "height": int(h),
-    }
-    if detector is not None:
-        record["detector"] = detector
-    record["faces"] = faces
-    return record
+    faces = tuple(
+        Face(
+            _face_box(_points(track)).astype(np.float64),
+            track.score,
+            np.asarray(_points(track), np.float64),
+            track.confidence,
+            poses[k] if poses else None,
+            track.faceness,
+            track.id,
+        )
+        for k, track in enumerate(tracks)
+    )
+    return ImageResult(
+        video, int(w), int(h), faces, detector, frame=frame.index, timestamp=frame.timestamp
+    )
 
 
 def _pose_cells(pose: Pose | None) -> list[str]:
@@ -614,7 +603,7 @@ def annotate_video(
     csv_path: Path | None = None,
     overlay: Path | None = None,
     boxes: bool = False,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_record: Callable[[ImageResult], None] | None = None,
     min_confidence: float | None = None,
 ) -> VideoResult:
     """Track and mark the faces of one video; records go to ``on_record`` and, when given,
@@ -659,7 +648,8 @@ def annotate_video(
             clock = time.perf_counter()
             h, w = frame.image.shape[:2]
             poses = poses_of(tracks, (w, h))
-            record = frame_record(name, frame, tracks, detector, poses)
+            marked = frame_record(name, frame, tracks, detector, poses)
+            record = marked.to_dict()
             if out_jsonl is not None:
                 out_jsonl.write(json.dumps(record, ensure_ascii=False) + "\n")
             if out_csv is not None:
@@ -667,7 +657,7 @@ def annotate_video(
             if drawer is not None:
                 drawer.write(frame, record)
             if on_record is not None:
-                on_record(record)
+                on_record(marked)
             result.timing.write += time.perf_counter() - clock
             result.frames += 1
             result.faces += len(tracks)
