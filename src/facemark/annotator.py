@@ -333,6 +333,8 @@ class AnnotateConfig:
     csv: bool = False
     #: Also write annotations.coco.json (COCO keypoints, for labelling tools).
     coco: bool = False
+    #: Also write annotations.parquet (one row per image, faces nested; needs pyarrow).
+    parquet: bool = False
     #: Also write one iBUG .pts file per face.
     pts: bool = False
     #: Resume: skip images already in the output's annotations*.jsonl.
@@ -381,8 +383,9 @@ class AnnotateConfig:
         )
 
 
-def _marker(config: AnnotateConfig) -> FaceMarker:
-    """The FaceMarker of a run; loaded ones are reused across calls (see :func:`_cached`)."""
+def load_marker(config: AnnotateConfig) -> FaceMarker:
+    """The FaceMarker of a run's settings (threads applied); loaded ones are reused across
+    calls (see :func:`_cached`), so a batch engine calling per block loads them once."""
     from facemark.pipeline import FaceMarker
 
     if config.threads is not None:
@@ -450,6 +453,10 @@ class Layout:
     @property
     def coco(self) -> Path:
         return self.out / f"{JSONL_NAME}{self.suffix}.coco.json"
+
+    @property
+    def parquet(self) -> Path:
+        return self.out / f"{JSONL_NAME}{self.suffix}.parquet"
 
     def overlay(self, item: InputImage) -> Path:
         """The annotated copy: same relative path and format (PNG when it cannot be saved)."""
@@ -821,8 +828,16 @@ def run(
             on_record(ImageResult(image, error=reason))
 
     out_dir = Path(out).expanduser() if out is not None else None
-    if out_dir is None and (config.csv or config.coco or config.pts or config.skip_existing):
-        raise UsageError("csv, coco, pts and skip_existing need an output folder (out=...)")
+    if out_dir is None and (
+        config.csv or config.coco or config.parquet or config.pts or config.skip_existing
+    ):
+        raise UsageError(
+            "csv, coco, parquet, pts and skip_existing need an output folder (out=...)"
+        )
+    if config.parquet:
+        from facemark.results import require_pyarrow
+
+        require_pyarrow()
 
     copies: list[Path] = []
     paths = [raw for raw in inputs if isinstance(raw, (str, os.PathLike))]
@@ -865,10 +880,18 @@ def run(
         from facemark import video
 
         video.require_av()  # without PyAV: one line naming the install, before any work
-        ignored = [flag for flag, on in (("--pts", config.pts), ("--coco", config.coco)) if on]
+        ignored = [
+            flag
+            for flag, on in (
+                ("--pts", config.pts),
+                ("--coco", config.coco),
+                ("--parquet", config.parquet),
+            )
+            if on
+        ]
         if ignored:
             warn(
-                f"{' and '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for photos; "
+                f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for photos; "
                 "each video gets its own "
                 "<video>.jsonl (and <video>.csv with --csv)"
             )
@@ -880,7 +903,7 @@ def run(
 
     if todo or videos:
         loading = time.perf_counter()
-        marker = _marker(config)
+        marker = load_marker(config)
         summary.load_seconds = time.perf_counter() - loading
         summary.detector = marker.detector.describe() if marker.detector else None
         open_writer = functools.partial(_Writer, layout, config) if layout else None
@@ -909,6 +932,10 @@ def run(
         from facemark.coco import write_coco
 
         write_coco(layout.jsonl, layout.coco)
+    if config.parquet and layout is not None and layout.jsonl.is_file():
+        from facemark.results import write_parquet
+
+        write_parquet(read_jsonl(layout.jsonl), layout.parquet)
     summary.seconds = time.perf_counter() - start
     nothing = summary.images == 0 and summary.videos == 0 and not summary.skipped
     if strict and nothing and summary.failures:

@@ -733,6 +733,12 @@ def annotate_cmd(
         help="Also write annotations.coco.json (COCO keypoints: CVAT, Label Studio, FiftyOne); "
         "photos only.",
     ),
+    parquet: bool = typer.Option(
+        _ANNOTATE.parquet,
+        "--parquet",
+        help="Also write annotations.parquet (one row per image, faces nested; needs "
+        "pip install 'facemark[parquet]'); photos only.",
+    ),
     pts: bool = typer.Option(
         _ANNOTATE.pts, "--pts", help="Also write one iBUG .pts file per face (photos only)."
     ),
@@ -879,6 +885,7 @@ def annotate_cmd(
         boxes=boxes,
         csv=csv_out,
         coco=coco,
+        parquet=parquet,
         pts=pts,
         skip_existing=skip_existing,
         shard=shard,

@@ -127,12 +127,15 @@ class FaceMarker:
         return self.mark(images, names)[0]
 
     def annotate(
-        self, images: Sequence[Any], names: Sequence[str | None] | None = None
+        self,
+        images: Sequence[Any],
+        names: Sequence[str | None] | None = None,
+        min_confidence: float | None = None,
     ) -> list[ImageResult]:
         """One :class:`ImageResult` per image, in order; an image that cannot be read (or
         is not an image) gets its ``error`` set instead of failing the batch, so a batch
         engine never retries a whole block for one bad file.  ``names`` name the results
-        (default: the paths, for path inputs)."""
+        (default: the paths, for path inputs); ``min_confidence`` as in :meth:`mark`."""
         if names is None:
             names = [source_name(im) for im in images]
         photos: list[Photo | None] = []
@@ -145,7 +148,11 @@ class FaceMarker:
                 photos.append(None)
                 errors.append(read_failure(exc))
         good = [k for k, photo in enumerate(photos) if photo is not None]
-        found = self.mark([photos[k] for k in good], [names[k] for k in good])[0] if good else []
+        found = (
+            self.mark([photos[k] for k in good], [names[k] for k in good], min_confidence)[0]
+            if good
+            else []
+        )
         faces = dict(zip(good, found, strict=True))
         detector = self.detector.describe() if self.detector is not None else None
         return [

@@ -165,3 +165,21 @@ def to_arrow(records: Iterable[Mapping[str, Any] | ImageResult]) -> Any:
     pa = _pyarrow()
     rows = [r.to_dict() if isinstance(r, ImageResult) else r for r in records]
     return pa.Table.from_pylist(rows, schema=arrow_schema())
+
+
+def write_parquet(records: Iterable[Mapping[str, Any] | ImageResult], path: Any) -> int:
+    """Write records as Parquet in :func:`arrow_schema` (atomically: a temporary name,
+    renamed when complete); returns the number of rows."""
+    from facemark.files import atomic_write
+
+    table = to_arrow(records)
+    import pyarrow.parquet as pq
+
+    with atomic_write(path) as fh:
+        pq.write_table(table, fh)
+    return table.num_rows
+
+
+def require_pyarrow() -> None:
+    """Fail before any work when Parquet output is asked for without pyarrow."""
+    _pyarrow()
