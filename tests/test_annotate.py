@@ -687,10 +687,10 @@ def test_loaded_models_are_cached_until_the_file_changes(
     import shutil
 
     path = shutil.copy(tiny_detector_checkpoint, tmp_path / "det.pt")
-    first = an._marker(an.AnnotateConfig(detector=str(path)))
-    assert an._marker(an.AnnotateConfig(detector=path)) is first
+    first = an.load_marker(an.AnnotateConfig(detector=str(path)))
+    assert an.load_marker(an.AnnotateConfig(detector=path)) is first
     os.utime(path, ns=(0, os.stat(path).st_mtime_ns + 10**9))  # e.g. a better best.pt saved
-    assert an._marker(an.AnnotateConfig(detector=str(path))) is not first
+    assert an.load_marker(an.AnnotateConfig(detector=str(path))) is not first
 
 
 def test_a_rerun_into_the_same_folder_merges_instead_of_dropping(tmp_path: Path) -> None:

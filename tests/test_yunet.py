@@ -285,7 +285,7 @@ def test_detection_passes_policy():
     assert detection_passes(1000, 1500) == ((640, None),)  # photo: YuNet's 640
     assert detection_passes(1600, 1067) == ((640, None),)
     big = detection_passes(3000, 4000)  # 12 MP: coarse pass + fine pass at a quarter size
-    assert big == ((640, None), (992, 200.0))  # rounded down: a 1/4 JPEG draft holds it
+    assert big == ((640, None), (992, 200.0))  # rounded down: a 1/4 reduction holds it
     assert detection_passes(1700, 1200) == ((640, None), (960, 85.0))
     assert detection_passes(2903, 4352) == ((640, None), (1088, pytest.approx(217.6)))
     assert detection_passes(6000, 9000)[1][0] == 1280

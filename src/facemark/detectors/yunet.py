@@ -339,7 +339,7 @@ LARGE_PHOTO = 1600
 FINE_MIN_SIDE = 960
 FINE_MAX_SIDE = 1280
 #: The fine pass looks at a big photo at this fraction of its size (at least FINE_MIN_SIDE):
-#: a quarter is what JPEG draft decoding gives for free.
+#: a quarter is a cheap box-averaged reduction of the decoded photo.
 FINE_SCALE = 1 / 4
 #: The fine pass of a big photo contributes faces narrower than this fraction of the photo's
 #: longer side (narrower than 32 px in the 640 pass, where YuNet starts to miss them).
@@ -365,8 +365,8 @@ def detection_passes(
       pass alone would not do: there, large faces exceed YuNet's range and skin and clothing
       give large false boxes, which is why the fine pass only keeps small faces.
 
-    The fine pass is sized for speed: a 12 MP photo is decoded at 1/4 size (JPEG draft) and
-    the whole annotate stays near 0.3 s on two cores.  YuNet-n is reliable from about 6 px
+    The fine pass is sized for speed: a 12 MP photo is reduced to 1/4 by averaging and the
+    whole annotate stays near 0.3 s on two cores.  YuNet-n is reliable from about 6 px
     between the eyes at network scale, so by default the smallest faces found have about
     ``6 * L / fine`` px between the eyes: 12 px in a 2,000 px photo, 24 px in a 12 MP one.
     For crowds of smaller faces pass ``det_size`` (e.g. 2048: one pass at that size; a
