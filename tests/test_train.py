@@ -368,14 +368,30 @@ def test_ddp_two_processes_on_cpu(data_root: str, tmp_path: Path) -> None:
     Landmarker.from_checkpoint(run / "best.pt")
 
 
+def test_mirroring_is_one_setting_and_refused_for_the_detector() -> None:
+    """--hflip duplicated --augment p_flip and was silently ignored with --task detector
+    (issue 23): one setting now, refused where it does nothing; saved runs keep theirs."""
+    from facemark.tasks import get_task
+    from facemark.transforms import AugmentConfig
+
+    old = train.TrainConfig.from_dict({"hflip": 0.0, "augment": "rotation=40", "epochs": 2})
+    assert old.augment == "rotation=40,p_flip=0" and old.epochs == 2
+    assert AugmentConfig.with_overrides(old.augment).p_flip == 0.0
+    with pytest.raises(UsageError, match="--augment applies to landmark training"):
+        train.resolve_config(
+            train.TrainConfig(task="detector", augment="p_flip=0"), get_task("detector")
+        )
+    assert get_task("landmarks").augment_config(old).rotation == 40.0
+
+
 def test_init_fine_tunes_from_a_run_and_checks_the_arch(data_root: str) -> None:
     base = train.train(_cfg(data_root, name="base", epochs=1), console=QUIET)
     tuned = train.train(
-        _cfg(data_root, name="tuned", epochs=1, init="base", hflip=0.0), console=QUIET
+        _cfg(data_root, name="tuned", epochs=1, init="base", augment="p_flip=0"), console=QUIET
     )
     start = load_checkpoint(base.run_dir / "best.pt")["state_dict"]
     cfg = json.loads((tuned.run_dir / "config.json").read_text())
-    assert cfg["init"] == "base" and cfg["hflip"] == 0.0
+    assert cfg["init"] == "base" and cfg["augment"] == "p_flip=0"
     # a one-epoch fine-tune stays much closer to its start than a fresh network would be
     fresh = train.train(_cfg(data_root, name="fresh", epochs=1, seed=5), console=QUIET)
 

@@ -205,6 +205,19 @@ def test_two_people_get_two_tracks(tmp_path: Path) -> None:
     assert ids[:4] == [[0]] * 4 and ids[4:] == [[1]] * 4
 
 
+def test_max_faces_applies_to_videos(tmp_path: Path) -> None:
+    """--max-faces keeps the N best faces of each frame, as for photos (it was ignored: the
+    tracker did not go through FaceMarker.mark; issue 23)."""
+    both = np.concatenate([photo("img11.jpg"), photo("img1.jpg")], axis=1)
+    clip = encode(tmp_path / "pair.mp4", [both] * 4)
+    every = [r.to_dict() for r in an.annotate(clip, draw=False)]
+    one = [r.to_dict() for r in an.annotate(clip, draw=False, max_faces=1)]
+    assert [len(r["faces"]) for r in every] == [2] * 4
+    assert [len(r["faces"]) for r in one] == [1] * 4
+    best = max(every[0]["faces"], key=lambda f: f["score"])
+    assert one[0]["faces"][0]["box"] == best["box"]
+
+
 def test_folders_pick_up_videos_next_to_photos(face_clip: Path, tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

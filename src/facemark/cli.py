@@ -441,13 +441,6 @@ def train_cmd(
         help="Fine-tune: start from this model's weights (run, checkpoint, default or URL; "
         "fresh optimizer).",
     ),
-    hflip: float | None = typer.Option(
-        None,
-        "--hflip",
-        min=0.0,
-        max=1.0,
-        help="Probability of a horizontal mirror in landmark augmentation (default: the task's).",
-    ),
     balance: float | None = typer.Option(
         None,
         "--balance",
@@ -461,7 +454,7 @@ def train_cmd(
         "--augment",
         metavar="KEY=VALUE,...",
         help="Change landmark augmentation (transforms.AugmentConfig fields, ranges as lo:hi), "
-        "e.g. p_squeeze=0.5,squeeze=0.7:1.",
+        "e.g. p_flip=0 (no mirroring) or p_squeeze=0.5,squeeze=0.7:1.",
     ),
 ) -> None:
     """Train a landmark model (or the face detector) on the installed dataset or your own.
@@ -510,7 +503,6 @@ def train_cmd(
         data_root=(sources[0] if len(sources) == 1 else sources) or None,
         data_weights=list(data_weight) if data_weight else None,
         val_data=val_data,
-        hflip=hflip,
         init=init,
         balance=balance,
         augment=augment,

@@ -31,6 +31,7 @@ INFO_KEYS = (
     "metrics",
     "epoch",
     "run_name",
+    "config",  # the training config: evaluate --split val scores its own held-out part
     "facemark_version",
     "dataset_fingerprint",
     "quantized",

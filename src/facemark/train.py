@@ -94,8 +94,6 @@ class TrainConfig:
     data_weights: list[float] | None = None
     #: validation data (``--val-data``), any format of ``data_root``; None = split data_root
     val_data: str | None = None
-    #: probability of a horizontal mirror in landmark augmentation; None = the task default
-    hflip: float | None = None
     #: start from this checkpoint's weights (fine-tuning); optimizer and schedule start fresh
     init: str | None = None
     #: pose-balanced sampling (landmarks): a face is drawn with weight ``share ** -balance``,
@@ -110,9 +108,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Rebuild from ``to_dict`` output, ignoring keys this version does not know."""
+        """Rebuild from ``to_dict`` output, ignoring keys this version does not know (a run
+        saved with the former ``hflip`` field gets it as ``augment`` ``p_flip``)."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        out = {k: v for k, v in values.items() if k in known}
+        if values.get("hflip") is not None:
+            flip = f"p_flip={float(values['hflip']):g}"
+            out["augment"] = f"{out['augment']},{flip}" if out.get("augment") else flip
+        return cls(**out)
 
 
 @dataclass

@@ -446,7 +446,12 @@ class Tracker:
             if confident(conf, self.confirm):
                 track.keypoints, track.confidence, track.box = kps, conf, crop[len(boxes) + j]
                 new.append(track)
-        self.tracks = self._dedupe(new)
+        kept = self._dedupe(new)
+        limit = self.marker.max_faces  # --max-faces: the best-scored faces, as for photos
+        if limit is not None and len(kept) > limit:
+            best = sorted(kept, key=lambda t: -t.score)[:limit]
+            kept = [t for t in kept if t in best]
+        self.tracks = kept
         self.lost = False
 
     def _follow(self, photo: Photo) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,10 +68,7 @@ class LandmarkTask:
         return train, val
 
     def augment_config(self, cfg: TrainConfig) -> Any:
-        aug = transforms.AugmentConfig.with_overrides(cfg.augment)
-        if cfg.hflip is not None:
-            aug = dataclasses.replace(aug, p_flip=float(cfg.hflip))
-        return aug
+        return transforms.AugmentConfig.with_overrides(cfg.augment)
 
     def sample_weights(self, cfg: TrainConfig, train_ds: Any) -> np.ndarray | None:
         """Per-face draw weights: each source's share of an epoch (``--data-weight``) times
