@@ -212,9 +212,9 @@ def build_static(model: Any, calib: Any, head: bool) -> tuple[Any, str]:
 
 
 def decoded(model: Any) -> Any:
-    from facemark import export
+    from facemark.export.network import _decoded_module
 
-    return export._decoded_module(model)
+    return _decoded_module(model)
 
 
 def build_variants(

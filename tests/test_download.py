@@ -23,6 +23,8 @@ from typer.testing import CliRunner
 
 from facemark import download, paths
 from facemark.cli import app
+from facemark.download import archive as download_archive
+from facemark.download import disk, downloader
 from facemark.errors import DataError, FacemarkError, NetworkError, UsageError
 from synthetic import ARCHIVE_TOP, jpeg_bytes, make_dataset_zip, paint_face, random_keypoints
 
@@ -34,7 +36,7 @@ EXTRA_TEST = "Zoe_Unlabeled_00.jpg"  # an image in data/test/ that no CSV row na
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(download, "DEFAULT_BACKOFF", 0.0)
+    monkeypatch.setattr(downloader, "DEFAULT_BACKOFF", 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +160,7 @@ def test_cut_connection_is_resumed_with_range(http_server, tmp_path) -> None:
 def test_partial_file_from_an_earlier_run_is_resumed(http_server, tmp_path) -> None:
     url = serve(http_server, BLOB, "/blob.bin")
     dest = tmp_path / "blob.bin"
-    part, meta = download._part_paths(dest)
+    part, meta = downloader._part_paths(dest)
     part.write_bytes(BLOB[:1000])
     meta.write_text(json.dumps({"url": url, "validator": '"v1"'}))
     assert download.download_file(url, dest).read_bytes() == BLOB
@@ -170,7 +172,7 @@ def test_partial_file_is_discarded_when_server_ignores_range(http_server, tmp_pa
     http_server.ranges = False
     url = serve(http_server, BLOB, "/blob.bin")
     dest = tmp_path / "blob.bin"
-    part, meta = download._part_paths(dest)
+    part, meta = downloader._part_paths(dest)
     part.write_bytes(b"stale bytes that must not end up in the file")
     meta.write_text(json.dumps({"url": url, "validator": None}))
     assert download.download_file(url, dest).read_bytes() == BLOB
@@ -179,7 +181,7 @@ def test_partial_file_is_discarded_when_server_ignores_range(http_server, tmp_pa
 def test_partial_file_of_another_url_is_not_spliced(http_server, tmp_path) -> None:
     url = serve(http_server, BLOB, "/blob.bin")
     dest = tmp_path / "blob.bin"
-    part, meta = download._part_paths(dest)
+    part, meta = downloader._part_paths(dest)
     part.write_bytes(b"x" * 100)
     meta.write_text(json.dumps({"url": "http://elsewhere/blob.bin"}))
     assert download.download_file(url, dest).read_bytes() == BLOB
@@ -247,7 +249,7 @@ def test_connection_refused_is_a_network_error(closed_port_url, tmp_path) -> Non
 )
 def test_disk_errors_become_one_clear_message(tmp_path, code: int, expected: str) -> None:
     with pytest.raises(FacemarkError, match=expected) as info:
-        with download._disk_errors(tmp_path):
+        with disk._disk_errors(tmp_path):
             raise OSError(code, os.strerror(code))
     assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
 
@@ -282,7 +284,7 @@ def test_fetch_over_http_installs_the_layout(
 
 
 def test_cut_connection_during_fetch_is_resumed(monkeypatch, http_server, good_zip_bytes) -> None:
-    monkeypatch.setattr(download, "CHUNK_BYTES", 1024)  # so half an archive is a few chunks
+    monkeypatch.setattr(downloader, "CHUNK_BYTES", 1024)  # so half an archive is a few chunks
     http_server.cut_next = 1
     result = run("fetch-data", "--url", serve(http_server, good_zip_bytes))
     assert result.exit_code == 0, result.output
@@ -550,7 +552,7 @@ def test_ctrl_c_during_verification_leaves_nothing(monkeypatch, tmp_path, good_z
     archive = tmp_path / "a.zip"
     archive.write_bytes(good_zip_bytes)
     calls = []
-    real = download._check_image
+    real = download_archive._check_image
 
     def interrupted(data: bytes, where: str) -> None:
         calls.append(where)
@@ -558,7 +560,7 @@ def test_ctrl_c_during_verification_leaves_nothing(monkeypatch, tmp_path, good_z
             raise KeyboardInterrupt
         real(data, where)
 
-    monkeypatch.setattr(download, "_check_image", interrupted)
+    monkeypatch.setattr(download_archive, "_check_image", interrupted)
     result = run("fetch-data", "--zip", str(archive))
     assert result.exit_code == 130
     assert_one_line_error(result, "interrupted")
@@ -602,7 +604,7 @@ def test_not_enough_space_is_caught_before_writing(monkeypatch, tmp_path, good_z
     archive = tmp_path / "a.zip"
     archive.write_bytes(good_zip_bytes)
     almost_full = SimpleNamespace(total=10**9, used=10**9 - 1000, free=1000)
-    monkeypatch.setattr(download.shutil, "disk_usage", lambda path: almost_full)
+    monkeypatch.setattr(disk.shutil, "disk_usage", lambda path: almost_full)
     assert_one_line_error(run("fetch-data", "--zip", str(archive)), "not enough disk space")
     assert_nothing_installed()
 
@@ -614,7 +616,7 @@ def test_disk_full_while_extracting(monkeypatch, tmp_path, good_zip_bytes) -> No
     def disk_full(data: bytes, where: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(download, "_check_image", disk_full)
+    monkeypatch.setattr(download_archive, "_check_image", disk_full)
     assert_one_line_error(run("fetch-data", "--zip", str(archive)), "disk full")
     assert_nothing_installed()
 

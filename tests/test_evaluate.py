@@ -358,12 +358,13 @@ def test_a_loaded_run_is_scored_on_its_own_val_split(tiny_landmark_checkpoint) -
     to read a key never stored and fall back to the default split (issue 23)."""
     import facemark
     from facemark import checkpoint
+    from facemark.evaluate.orchestrate import _load_model
 
     stored = checkpoint.load_checkpoint(tiny_landmark_checkpoint, "landmarks")["config"]
     assert stored["val_fraction"] is not None
     loaded = facemark.load_model(tiny_landmark_checkpoint)
-    by_object = evaluate._load_model(loaded, "cpu")[2]
-    by_path = evaluate._load_model(str(tiny_landmark_checkpoint), "cpu")[2]
+    by_object = _load_model(loaded, "cpu")[2]
+    by_path = _load_model(str(tiny_landmark_checkpoint), "cpu")[2]
     assert by_object == by_path == stored
     settings = evaluate.split_settings_from_config(by_object)
     assert settings["val_fraction"] == stored["val_fraction"]

@@ -19,6 +19,7 @@ from facemark.cli import app
 from facemark.detection import build_detector
 from facemark.detectors import load_detector
 from facemark.errors import CheckpointError, FacemarkError, UsageError
+from facemark.export import options as export_options
 from facemark.landmarker import Landmarker
 
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -314,7 +315,7 @@ def test_force_replaces_and_a_missing_folder_is_made(
 def test_onnx_without_the_extra_names_the_install(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(export, "_installed", lambda module: False)
+    monkeypatch.setattr(export_options, "_installed", lambda module: False)
     line = _one_line_error(["export", "default", "-f", "onnx", "-o", str(tmp_path / "m")], 1)
     assert "pip install 'facemark[export]'" in line and "onnx and onnxruntime" in line
     with pytest.raises(FacemarkError, match=r"facemark\[export\]"):

@@ -25,6 +25,9 @@ from typer.testing import CliRunner
 
 from facemark import checkpoint, cli, dataset, download, hub, paths
 from facemark.cli import app
+from facemark.cli import data as cli_data
+from facemark.cli import models as cli_models
+from facemark.download import disk, downloader, fetch
 from facemark.errors import CheckpointError, FacemarkError, NetworkError
 from facemark.shape import LABEL_ORIGIN
 from synthetic import make_dataset_zip, paint_face, random_keypoints
@@ -45,8 +48,8 @@ def fake_checkpoint(path: Path, task: str = "landmarks") -> Path:
 
 @pytest.fixture
 def fast_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(download, "DEFAULT_RETRIES", 1)
-    monkeypatch.setattr(download, "DEFAULT_BACKOFF", 0.0)
+    monkeypatch.setattr(downloader, "DEFAULT_RETRIES", 1)
+    monkeypatch.setattr(downloader, "DEFAULT_BACKOFF", 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +110,7 @@ def test_models_lists_a_run_with_a_truncated_best_pt(monkeypatch, tmp_path: Path
     assert entry["damaged"] == "unreadable best.pt"
 
     table = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=table, width=250))
+    monkeypatch.setattr(cli_models, "console", Console(file=table, width=250))
     result = CliRunner().invoke(app, ["models"])
     assert result.exit_code == 0, result.output
     row = next(line for line in table.getvalue().splitlines() if "crashed" in line)
@@ -232,7 +235,7 @@ def test_failed_model_downloads_leave_nothing_in_the_cache(
         hub.resolve_model(http_server.url("/m.pt"))
     assert model_cache_files() == []
     full = SimpleNamespace(total=10**9, used=10**9 - 1000, free=1000)
-    monkeypatch.setattr(download.shutil, "disk_usage", lambda path: full)
+    monkeypatch.setattr(disk.shutil, "disk_usage", lambda path: full)
     with pytest.raises(FacemarkError, match="not enough disk space") as err:
         hub.resolve_model(http_server.url("/m.pt"))
     assert "free" in str(err.value) and str(paths.models_cache_dir()) in str(err.value)
@@ -240,7 +243,7 @@ def test_failed_model_downloads_leave_nothing_in_the_cache(
 
 
 def test_download_keeps_only_a_resumable_partial(monkeypatch, http_server, tmp_path) -> None:
-    monkeypatch.setattr(download, "DEFAULT_BACKOFF", 0.0)
+    monkeypatch.setattr(downloader, "DEFAULT_BACKOFF", 0.0)
     http_server.files["/blob"] = bytes(range(256)) * 4000
     http_server.cut_next = 10
     with pytest.raises(NetworkError):
@@ -280,7 +283,7 @@ def test_fetch_data_checks_free_space_before_downloading(
     # room for the archive itself, not for the archive and its unpacked copy (about 2.2x)
     free = download.SPACE_MARGIN_BYTES + int(1.5 * len(data))
     monkeypatch.setattr(
-        download.shutil,
+        disk.shutil,
         "disk_usage",
         lambda path: SimpleNamespace(total=2 * free, used=free, free=free),
     )
@@ -288,8 +291,8 @@ def test_fetch_data_checks_free_space_before_downloading(
         http_server.send_length = send_length
         url = http_server.url("/master.zip")
         if not send_length:
-            monkeypatch.setattr(download, "DEFAULT_URL", url)
-            monkeypatch.setattr(download, "DEFAULT_ARCHIVE_BYTES", len(data))
+            monkeypatch.setattr(fetch, "DEFAULT_URL", url)
+            monkeypatch.setattr(fetch, "DEFAULT_ARCHIVE_BYTES", len(data))
         result = CliRunner().invoke(app, ["fetch-data"] + (["--url", url] if send_length else []))
         assert result.exit_code == 1, result.output
         lines = result.stderr.strip().splitlines()
@@ -306,7 +309,9 @@ def test_fetch_data_checks_free_space_before_downloading(
 
 def test_fetch_data_progress_on_stderr_result_on_stdout(monkeypatch, small_zip: Path) -> None:
     stderr = io.StringIO()
-    monkeypatch.setattr(cli, "err_console", Console(file=stderr, force_terminal=True, width=100))
+    monkeypatch.setattr(
+        cli_data, "err_console", Console(file=stderr, force_terminal=True, width=100)
+    )
     result = CliRunner().invoke(app, ["fetch-data", "--zip", str(small_zip)])
     assert result.exit_code == 0, result.output
     assert "Dataset installed" in result.stdout and "training frames" in result.stdout

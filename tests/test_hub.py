@@ -9,8 +9,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from facemark import checkpoint, devices, download, hub, paths
+from facemark import checkpoint, devices, hub, paths
 from facemark.cli import app
+from facemark.download import downloader
 from facemark.errors import CheckpointError, DataError, NetworkError, UsageError
 from facemark.files import sha256_file
 
@@ -32,8 +33,8 @@ def bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def fast_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(download, "DEFAULT_RETRIES", 1)
-    monkeypatch.setattr(download, "DEFAULT_BACKOFF", 0.0)
+    monkeypatch.setattr(downloader, "DEFAULT_RETRIES", 1)
+    monkeypatch.setattr(downloader, "DEFAULT_BACKOFF", 0.0)
 
 
 def cache_files() -> list[str]:

@@ -12,8 +12,8 @@ import typer.main
 
 from facemark import annotator, evaluate
 from facemark.cli import app
+from facemark.config import DEFAULTS, default_text
 from facemark.detectors.base import DetectorConfig
-from facemark.tasks.defaults import DEFAULTS, default_text
 from facemark.video import VideoConfig
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "facemark"

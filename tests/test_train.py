@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 from facemark import paths, train
 from facemark.checkpoint import load_checkpoint, save_checkpoint
 from facemark.cli import app
+from facemark.config import DEFAULTS
 from facemark.errors import CheckpointError, UsageError
 from facemark.landmarker import Landmarker
 from facemark.tasks import get_task
-from facemark.tasks.defaults import DEFAULTS
 from facemark.tasks.landmarks import LandmarkTask, balance_weights
 from facemark.train import EpochSampler, TrainConfig, lr_factor, resolve_config
 from synthetic import install_synthetic_dataset
@@ -382,6 +382,51 @@ def test_mirroring_is_one_setting_and_refused_for_the_detector() -> None:
             train.TrainConfig(task="detector", augment="p_flip=0"), get_task("detector")
         )
     assert get_task("landmarks").augment_config(old).rotation == 40.0
+
+
+def test_config_file_is_a_recipe_the_command_line_overrides(tmp_path, monkeypatch) -> None:
+    """train --config takes a saved run's config.json (or TOML); options given override it;
+    the saved run's name and resume point are not taken."""
+    import types
+
+    from typer.testing import CliRunner
+
+    import facemark.train
+    from facemark.cli import app
+
+    saved = TrainConfig(epochs=3, lr=5e-4, name="old", resume="old", augment="rotation=40")
+    (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))
+    (tmp_path / "recipe.toml").write_text('epochs = 4\nval_by = "photo"\n')
+    seen: list[TrainConfig] = []
+
+    def fake_train(cfg, console=None):
+        seen.append(cfg)
+        return types.SimpleNamespace(interrupted=False)
+
+    monkeypatch.setattr(facemark.train, "train", fake_train)
+    runner = CliRunner()
+    done = runner.invoke(app, ["train", "--config", str(tmp_path / "config.json"), "--lr", "1e-3"])
+    assert done.exit_code == 0, done.output
+    cfg = seen[-1]
+    assert (cfg.epochs, cfg.lr, cfg.augment) == (3, 1e-3, "rotation=40")
+    assert cfg.name is None and cfg.resume is None
+    done = runner.invoke(app, ["train", "--config", str(tmp_path / "recipe.toml"), "--seed", "2"])
+    assert done.exit_code == 0, done.output
+    assert (seen[-1].epochs, seen[-1].val_by, seen[-1].seed) == (4, "photo", 2)
+    (tmp_path / "bad.json").write_text("{nope")
+    done = runner.invoke(app, ["train", "--config", str(tmp_path / "bad.json")])
+    assert done.exit_code == 2 and "not valid JSON" in done.output
+
+
+def test_the_detector_trains_on_one_dataset_root_only() -> None:
+    from facemark.tasks import get_task
+
+    for bad in (
+        TrainConfig(task="detector", data_root=["a", "b"]),
+        TrainConfig(task="detector", val_data="v.jsonl"),
+    ):
+        with pytest.raises(UsageError, match="trains on a dataset root only"):
+            resolve_config(bad, get_task("detector"))
 
 
 def test_init_fine_tunes_from_a_run_and_checks_the_arch(data_root: str) -> None:

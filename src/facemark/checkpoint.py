@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
+from facemark.config import TASKS
 from facemark.errors import CheckpointError, quiet_warnings
 from facemark.files import atomic_write
-from facemark.tasks.defaults import TASKS
 
 FORMAT = "facemark-checkpoint"
 FORMAT_VERSION = 1

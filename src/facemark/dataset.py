@@ -30,6 +30,7 @@ import torch
 from PIL import Image, ImageOps
 
 from facemark import paths, transforms
+from facemark.config import SPLIT, VAL_BY
 from facemark.errors import DataError, UsageError
 from facemark.files import atomic_write, write_json
 from facemark.shape import LABEL_ORIGIN, NUM_POINTS
@@ -41,11 +42,9 @@ TEST_CSV = "test_frames_keypoints.csv"
 TRAIN_DIR = "training"
 TEST_DIR = "test"
 SPLITS = ("train", "val", "trainval", "test")
-#: How a validation split groups faces: by person (Udacity names), by photo (the name before a
-#: trailing ``_N``, as 300-W numbers the faces of one photo; for Udacity frames the same as
-#: the person) or by single frame/file.
-VAL_BY = ("identity", "photo", "frame")
-
+# How a validation split groups faces (config.VAL_BY): by person (Udacity names), by photo
+# (the name before a trailing ``_N``, as 300-W numbers the faces of one photo; for Udacity
+# frames the same as the person) or by single frame/file.
 _FRAME_SUFFIX = re.compile(r"_\d+$")
 
 #: Coordinates beyond this (pixels, either sign) are typos, not faces: such rows are skipped
@@ -291,7 +290,10 @@ def _hash_key(seed: int, key: str) -> str:
 
 
 def split_indices(
-    names: Sequence[str], val_fraction: float = 0.1, seed: int = 0, val_by: str = "identity"
+    names: Sequence[str],
+    val_fraction: float = SPLIT.val_fraction,
+    seed: int = SPLIT.seed,
+    val_by: str = SPLIT.val_by,
 ) -> tuple[list[int], list[int]]:
     """Deterministic (train, val) row indices of the training CSV.
 
@@ -332,9 +334,9 @@ def _split_rows(
 def load_split(
     split: str,
     root: str | Path | None = None,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-    val_by: str = "identity",
+    val_fraction: float = SPLIT.val_fraction,
+    seed: int = SPLIT.seed,
+    val_by: str = SPLIT.val_by,
     progress: bool = False,
     limit: int | None = None,
     limit_seed: int = 0,
@@ -371,9 +373,9 @@ def load_split(
 
 def split_sizes(
     root: str | Path | None = None,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-    val_by: str = "identity",
+    val_fraction: float = SPLIT.val_fraction,
+    seed: int = SPLIT.seed,
+    val_by: str = SPLIT.val_by,
 ) -> dict[str, dict[str, int]]:
     """``{split: {"frames": n, "identities": m}}`` from the CSVs alone (no image decoding).
 

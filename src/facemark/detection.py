@@ -34,9 +34,9 @@ from torch import nn
 from facemark.boxes import (
     box_iou,
 )
+from facemark.config import DEFAULTS
 from facemark.errors import UsageError
 from facemark.models import Normalize, conv_bn
-from facemark.tasks.defaults import DEFAULTS
 
 TASK = "detector"
 STRIDE = 8

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from facemark import paths
+from facemark.config import TASKS
 from facemark.errors import CheckpointError, DataError, UsageError, quiet_warnings
 from facemark.files import sha256_file, write_json
-from facemark.tasks.defaults import TASKS
 
 if TYPE_CHECKING:
     from facemark.landmarker import Landmarker

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from facemark import coco, dataset
+from facemark.config import SPLIT
 from facemark.dataset import FaceSet, SkippedRow
 from facemark.errors import DataError, UsageError
 from facemark.files import is_output_folder, output_run_dirs
@@ -577,9 +578,9 @@ def training_sets(
     data: str | os.PathLike | None,
     val_data: str | os.PathLike | None = None,
     *,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-    val_by: str = "identity",
+    val_fraction: float = SPLIT.val_fraction,
+    seed: int = SPLIT.seed,
+    val_by: str = SPLIT.val_by,
     progress: bool = False,
 ) -> tuple[FaceSet, FaceSet]:
     """(train, val) faces of a training run.
@@ -650,9 +651,9 @@ def training_sources(
     data: str | os.PathLike | Sequence[str | os.PathLike] | None,
     val_data: str | os.PathLike | None = None,
     *,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-    val_by: str = "identity",
+    val_fraction: float = SPLIT.val_fraction,
+    seed: int = SPLIT.seed,
+    val_by: str = SPLIT.val_by,
     progress: bool = False,
 ) -> list[Source]:
     """Each ``--data`` source with its own (train, val) split, by :func:`training_sets`.

@@ -41,9 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import fuse_conv_bn_eval
 
+from facemark.config import DEFAULTS
 from facemark.errors import UsageError
 from facemark.shape import MEAN_SHAPE, NUM_POINTS
-from facemark.tasks.defaults import DEFAULTS
 
 #: Per-channel mean/std of face crops; only needs to be roughly right because BatchNorm
 #: follows, but fixed so a checkpoint never depends on the data it was trained on.

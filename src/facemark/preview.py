@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from facemark import dataset, draw, labelsets, transforms
+from facemark.config import SPLIT
 from facemark.errors import DataError, UsageError
 from facemark.files import atomic_write
 
@@ -69,9 +70,9 @@ def preview(
     numbers: bool = False,
     img_size: int = 128,
     root: str | Path | None = None,
-    val_fraction: float = 0.1,
-    val_by: str = "identity",
-    split_seed: int = 0,
+    val_fraction: float = SPLIT.val_fraction,
+    val_by: str = SPLIT.val_by,
+    split_seed: int = SPLIT.seed,
     epoch: int = 0,
 ) -> PreviewResult:
     """Write a PNG grid of ``n`` random samples of ``split`` to ``out``.

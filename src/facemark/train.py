@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from facemark import devices, paths, runs
 from facemark.checkpoint import load_checkpoint, save_checkpoint
+from facemark.config import TrainConfig
 from facemark.errors import CheckpointError, DataError, FacemarkError, UsageError, first_line
 from facemark.files import write_json
 from facemark.tasks import Task, get_task
@@ -59,63 +60,6 @@ _DISPLAY_EVERY = 10
 
 
 # ----------------------------------------------------------------------------- configuration
-
-
-@dataclass
-class TrainConfig:
-    """Every ``facemark train`` option; saved as the run's ``config.json``.
-
-    ``None`` means "the task's default" (see :meth:`Task.defaults`); :func:`resolve_config`
-    fills them in, so a saved config always holds the values actually used.
-    """
-
-    task: str = "landmarks"
-    arch: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
-    img_size: int | None = None
-    seed: int = 0
-    val_fraction: float = 0.1
-    val_by: str = "identity"
-    device: str = "auto"
-    workers: int | None = None
-    amp: bool = True
-    resume: str | None = None
-    name: str | None = None
-    max_minutes: float | None = None
-    #: training data (``--data``): a Udacity-style root (None = paths.dataset_dir()), a folder
-    #: of images with .pts files, an annotations.jsonl or a COCO JSON (see labelsets.py);
-    #: several sources (``--data A --data B``) as a list, each split for validation on its own
-    data_root: str | list[str] | None = None
-    #: each source's share of a training epoch (``--data-weight``, one per source, relative);
-    #: None = in proportion to their sizes
-    data_weights: list[float] | None = None
-    #: validation data (``--val-data``), any format of ``data_root``; None = split data_root
-    val_data: str | None = None
-    #: start from this checkpoint's weights (fine-tuning); optimizer and schedule start fresh
-    init: str | None = None
-    #: pose-balanced sampling (landmarks): a face is drawn with weight ``share ** -balance``,
-    #: ``share`` being the fraction of training faces in its yaw bin; 0 = plain shuffling;
-    #: None = the task default
-    balance: float | None = None
-    #: augmentation overrides, ``"key=value,..."`` of :class:`transforms.AugmentConfig` fields
-    augment: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Rebuild from ``to_dict`` output, ignoring keys this version does not know (a run
-        saved with the former ``hflip`` field gets it as ``augment`` ``p_flip``)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        out = {k: v for k, v in values.items() if k in known}
-        if values.get("hflip") is not None:
-            flip = f"p_flip={float(values['hflip']):g}"
-            out["augment"] = f"{out['augment']},{flip}" if out.get("augment") else flip
-        return cls(**out)
 
 
 @dataclass
@@ -166,6 +110,15 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
         _require(
             not value or hasattr(task, "sample_weights"),
             f"{option} applies to landmark training, not --task {out.task}",
+        )
+    if not hasattr(task, "sample_weights"):  # the detector: one dataset root, split in place
+        from facemark.labelsets import is_udacity
+
+        root = out.data_root
+        _require(
+            out.val_data is None and not isinstance(root, list) and is_udacity(root),
+            f"--task {out.task} trains on a dataset root only (the installed one or --data "
+            "ROOT); --data in other formats, several --data and --val-data are for landmarks",
         )
     if out.augment:  # a bad spec fails here, before any data is read
         from facemark.transforms import AugmentConfig

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from facemark.config import DEFAULTS, TASKS, TaskDefaults, default_text
 from facemark.errors import UsageError
-from facemark.tasks.defaults import DEFAULTS, TASKS, TaskDefaults, default_text
 
 __all__ = ["DEFAULTS", "TASKS", "Task", "TaskDefaults", "default_text", "get_task"]
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from torch import nn
     from torch.utils.data import DataLoader, Dataset
 
-    from facemark.train import TrainConfig
+    from facemark.config import TrainConfig
 
 
 @runtime_checkable

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from facemark.boxes import GREY, letterbox, map_boxes, nms
+from facemark.config import DEFAULTS
 from facemark.dataset import load_split
 from facemark.detection import (
     CALIBRATION_RANGE,
@@ -31,7 +32,6 @@ from facemark.detection import (
 from facemark.detector_data import Canvas, CanvasSynthesizer, SynthConfig
 from facemark.devices import move, unwrap
 from facemark.errors import UsageError
-from facemark.tasks.defaults import DEFAULTS
 
 
 class DetectorDataset(torch.utils.data.Dataset):

@@ -10,10 +10,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from facemark import dataset, devices, labelsets, metrics, models, transforms
-from facemark.tasks.defaults import DEFAULTS
+from facemark.config import DEFAULTS
 
 if TYPE_CHECKING:
-    from facemark.train import TrainConfig
+    from facemark.config import TrainConfig
 
 
 class LandmarkTask:
