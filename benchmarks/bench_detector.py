@@ -17,8 +17,8 @@ One command measures every detector on the same images and writes
    only: much too big or displaced), counted, neither found nor false.  Overlays of the
    group photos (3 faces or more) go to ``--overlays``.
 2. **Dataset frames**: recall on the 160 test frames and the 360 validation frames
-   (``dataset.load_split("val")``): a face is found when a box contains the centroid of its
-   keypoints (:func:`facemark.evaluate.match_detection`, the end-to-end benchmark's rule);
+   (``facemark.data.load_split("val")``): a face is found when a box contains the centroid of
+   its keypoints (:func:`facemark.evaluate.match_detection`, the end-to-end benchmark's rule);
    ``extra/frame`` counts the other boxes and ``frames with extra`` the share of frames with
    any.  Also the faces found on the archive's ``obamas.jpg`` (2) and ``mona_lisa.jpg`` (1).
 3. **Face-free photos**: detections per image on scikit-image's samples without a human
@@ -504,7 +504,7 @@ class OursRunner(Runner):
     ) -> None:
         """``landmark_model``: a spec, or a loaded ``Landmarker`` (one shared by every row);
         ``checked``: report the faces annotate keeps (``FaceMarker.mark``), not raw boxes."""
-        from facemark.detectors import load_detector
+        from facemark.hub import load_detector
         from facemark.pipeline import FaceMarker
 
         self.key, self.spec, self.checked = key, spec, checked
@@ -989,7 +989,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from facemark import dataset, hub
+    from facemark import hub
+    from facemark.data import load_split
     from facemark.detectors import DetectorConfig
 
     torch.set_num_threads(args.threads)
@@ -1085,8 +1086,8 @@ def main(argv: list[str] | None = None) -> int:
     # --- 2. dataset frames
     if "frames" not in skip:
         splits = {
-            "test": dataset.load_split("test", root=args.data_root),
-            "val": dataset.load_split("val", root=args.data_root),
+            "test": load_split("test", root=args.data_root),
+            "val": load_split("val", root=args.data_root),
         }
         results["frames"] = {k: len(v) for k, v in splits.items()}
         for r in runners:

@@ -31,8 +31,8 @@ the CLI takes it; default the bundled model) this measures, on CPU with
 
 Every variant is also scored on the identity-split ``val`` frames (the split the checkpoint
 was trained with, ``evaluate.split_settings_from_config``) with ground-truth boxes: the crops
-are ``dataset.LandmarkDataset(..., augment=False)``'s, the inference-time crop, scored in crop
-pixels like training's validation (NME_io is scale-free, so the same as in image pixels).
+are ``facemark.data.LandmarkDataset(..., augment=False)``'s, the inference-time crop, scored in
+crop pixels like training's validation (NME_io is scale-free, so the same as in image pixels).
 ``max diff`` is the largest absolute difference of any point from ``eager``'s, in crop pixels.
 A variant is accurate enough when its NME moves less than 0.05 points (``NME_TOLERANCE``).
 

@@ -18,11 +18,12 @@ import time
 
 import torch
 
-from facemark import dataset, transforms
+from facemark import transforms
+from facemark.data import LandmarkDataset, load_split
 
 
 def bench_loader(
-    ds: dataset.LandmarkDataset, workers: int, batch_size: int, samples: int
+    ds: LandmarkDataset, workers: int, batch_size: int, samples: int
 ) -> tuple[float, float]:
     """(samples per wall-clock second, samples per CPU-second of this process)."""
     loader = torch.utils.data.DataLoader(
@@ -48,7 +49,7 @@ def bench_loader(
     return seen / wall, seen / max(cpu, 1e-9)
 
 
-def profile(ds: dataset.LandmarkDataset, n: int = 300) -> dict[str, float]:
+def profile(ds: LandmarkDataset, n: int = 300) -> dict[str, float]:
     """Mean CPU milliseconds per sample for each stage (main process, one thread)."""
     cfg, size = ds.config, ds.img_size
     totals = dict(geometry=0.0, warp=0.0, photometric=0.0, to_tensor=0.0)
@@ -85,11 +86,11 @@ def main() -> None:
 
     torch.set_num_threads(1)
     t = time.perf_counter()
-    faces = dataset.load_split(args.split, args.data)
+    faces = load_split(args.split, args.data)
     load_s = time.perf_counter() - t
     mb = sum(im.nbytes for im in faces.images) / 1e6
     print(f"loaded {len(faces)} {args.split} frames in {load_s:.1f} s ({mb:.0f} MB decoded)")
-    ds = dataset.LandmarkDataset(faces, args.img_size, augment=not args.no_augment)
+    ds = LandmarkDataset(faces, args.img_size, augment=not args.no_augment)
     if args.profile:
         stages = profile(ds)
         total = sum(stages.values())

@@ -179,12 +179,13 @@ def photos_check(photo_dir: Path, max_side: int) -> dict:
 
 
 def frames_check() -> dict:
-    from facemark import dataset, metrics
+    from facemark import metrics
+    from facemark.data import load_split
     from facemark.pose import head_pose, head_pose_batch
 
     kps_all, sizes = [], []
     for split in ("val", "test"):
-        faces = dataset.load_split(split)
+        faces = load_split(split)
         kps_all.append(faces.keypoints.astype(np.float64))
         sizes += [(im.shape[1], im.shape[0]) for im in faces.images]
     kps = np.concatenate(kps_all)

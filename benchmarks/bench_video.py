@@ -183,7 +183,7 @@ def main() -> None:
         )
         wall = time.perf_counter() - clock
         results["speed"] = {
-            **result.timing.as_dict(),
+            **result.timing.to_dict(),
             "wall_fps": round(result.frames / wall, 2),
             "size": list(SIZE),
         }
@@ -198,7 +198,7 @@ def main() -> None:
             overlay=tmpdir / "drawn.annotated.mp4",
         )
         results["speed_with_annotated_mp4"] = {
-            **drawn.timing.as_dict(),
+            **drawn.timing.to_dict(),
             "wall_fps": round(drawn.frames / (time.perf_counter() - clock), 2),
         }
     targets = {

@@ -33,8 +33,9 @@ if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
 import numpy as np  # noqa: E402
 from benchmarks import dlib_runner, ours, report, scoring  # noqa: E402
 
-from facemark import dataset, hub, labelsets, metrics  # noqa: E402
-from facemark.detectors import load_detector  # noqa: E402
+from facemark import hub, metrics  # noqa: E402
+from facemark.data import load_faces, load_split, split_faces  # noqa: E402
+from facemark.hub import load_detector  # noqa: E402
 
 DEFAULT_WILD = ROOT.parent / "shared" / "data" / "wild68-train"
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "wild.json"
@@ -58,11 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def load_sets(wild: Path, wanted: list[str]) -> dict[str, Any]:
     sets: dict[str, Any] = {}
     if "wild_val" in wanted:
-        faces = labelsets.load_faces(wild)
-        sets["wild_val"] = labelsets.split_faces(faces, VAL_FRACTION, SEED, val_by="photo")[1]
+        faces = load_faces(wild)
+        sets["wild_val"] = split_faces(faces, VAL_FRACTION, SEED, val_by="photo")[1]
     for split in ("val", "test"):
         if f"udacity_{split}" in wanted:
-            sets[f"udacity_{split}"] = dataset.load_split(split)
+            sets[f"udacity_{split}"] = load_split(split)
     return sets
 
 

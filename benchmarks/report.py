@@ -309,10 +309,10 @@ def method_section(results: dict) -> list[str]:
         "## Method",
         "",
         "- **Data.** Validation: the identity split of the training CSV (default seed and "
-        'fraction, `dataset.load_split("val")`), so no person in it was seen in training. Test: '
-        "the 160 labelled test frames. Images are decoded once and every model gets the same "
-        "pixels. facemark's rows come from `facemark.evaluate.evaluate_models`; dlib's answers "
-        "are scored by the same `evaluate.match_detection` and `evaluate.score`.",
+        'fraction, `facemark.data.load_split("val")`), so no person in it was seen in training. '
+        "Test: the 160 labelled test frames. Images are decoded once and every model gets the "
+        "same pixels. facemark's rows come from `facemark.evaluate.evaluate_models`; dlib's "
+        "answers are scored by the same `evaluate.match_detection` and `evaluate.score`.",
         "- **Metrics** (`facemark.metrics`): NME_io = mean point error / outer-eye-corner distance "
         "(points 36, 45); FR@0.10 = share of faces above 0.10; AUC@0.10 = area under the CED curve "
         "up to 0.10, scaled to [0, 1].",

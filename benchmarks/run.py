@@ -39,7 +39,8 @@ import numpy as np  # noqa: E402
 from benchmarks import bench_timing, dlib_runner, ours, report, scoring  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from facemark import dataset, evaluate, paths, runs  # noqa: E402
+from facemark import evaluate, paths, runs  # noqa: E402
+from facemark.data import TEST_DIR, TRAIN_DIR, dataset_fingerprint, load_split  # noqa: E402
 from facemark.errors import FacemarkError  # noqa: E402
 from facemark.files import write_json  # noqa: E402
 
@@ -199,10 +200,10 @@ class Images:
 
     def __init__(self, split: str, root: Path | None) -> None:
         self.split = split
-        self.faces = dataset.load_split(split, root=root)
+        self.faces = load_split(split, root=root)
         self.gt = np.asarray(self.faces.keypoints, dtype=np.float64)
         base = Path(root) if root is not None else paths.dataset_dir()
-        folder = dataset.TEST_DIR if split == "test" else dataset.TRAIN_DIR
+        folder = TEST_DIR if split == "test" else TRAIN_DIR
         self.paths = [base / folder / n for n in self.faces.names]
 
     @property
@@ -224,7 +225,7 @@ def dlib_accuracy(
     console.print(
         f"dlib {versions['dlib']} (dlib-bin {versions['dlib_bin']}): calibrating its boxes"
     )
-    train = dataset.load_split("train", root=root)
+    train = load_split("train", root=root)
     idx = np.arange(len(train))
     if args.fit_frames and args.fit_frames < len(idx):
         idx = np.sort(np.random.default_rng(0).choice(idx, args.fit_frames, replace=False))
@@ -293,11 +294,11 @@ def load_landmarkers(args: argparse.Namespace, results: dict[str, Any]) -> dict[
 
 
 def load_detector(args: argparse.Namespace, results: dict[str, Any]) -> Any | None:
-    from facemark import detectors, hub
+    from facemark import hub
 
     try:
         path = hub.resolve_model(args.detector, "detector")
-        detector = detectors.load_detector(str(path))
+        detector = hub.load_detector(str(path))
     except (FacemarkError, ImportError) as exc:
         results["skipped"]["detector"] = f"no detector-box rows for facemark models: {_reason(exc)}"
         console.print(f"[yellow]no detector:[/] {_reason(exc)}")
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         photos = photo_set(args.photos) if args.photos else None
         sets = {s: Images(s, root) for s in SPLITS}
         results["data"] = {s: len(d) for s, d in sets.items()}
-        results["data"]["fingerprint"] = dataset.dataset_fingerprint(root)
+        results["data"]["fingerprint"] = dataset_fingerprint(root)
     except FacemarkError as exc:
         console.print(f"[red]error:[/] {exc}")
         return 1

@@ -236,7 +236,7 @@ def test_min_confidence_drops_faces_and_counts_them(tmp_path: Path) -> None:
     out = tmp_path / "out"
     summary = an.run([image], out, config, on_record=lambda r: records.append(r.to_dict()))
     assert summary.faces == 1 and summary.below_min_confidence == 1 and summary.rejected == 0
-    assert summary.as_dict()["below_min_confidence"] == 1
+    assert summary.to_dict()["below_min_confidence"] == 1
     (face,) = records[0]["faces"]
     assert face["low_confidence"] is False and face["score"] == pytest.approx(0.9)
     assert jsonl(out / "annotations.jsonl") == records
@@ -403,7 +403,7 @@ def test_overlays_csv_and_pts(photos: Path, tmp_path: Path) -> None:
     names = [r[0] for r in rows[1:]]
     one, two = os.path.join(str(photos), "one.jpg"), os.path.join(str(photos), "two.png")
     assert names == [one, f"{two}#0", f"{two}#1"]  # one row per face; suffix only if several
-    from facemark.dataset import read_keypoints_csv
+    from facemark.data import read_keypoints_csv
 
     csv_names, kps, skipped = read_keypoints_csv(out / "annotations.csv")
     assert csv_names == names and kps.shape == (3, 68, 2) and not skipped
@@ -733,14 +733,16 @@ def test_threads_is_a_setting_the_decode_pool_follows(tmp_path: Path, monkeypatc
     (which otherwise follow the CPUs this process may use, not the machine's count)."""
     square_image(tmp_path / "p" / "a.jpg")
     sizes: list[int] = []
-    real_pool = an.ThreadPoolExecutor
+    from facemark.annotator import decoding
+
+    real_pool = decoding.ThreadPoolExecutor
 
     def recording_pool(max_workers=None, thread_name_prefix=""):
         if thread_name_prefix == "facemark-read":
             sizes.append(max_workers)
         return real_pool(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
 
-    monkeypatch.setattr(an, "ThreadPoolExecutor", recording_pool)
+    monkeypatch.setattr(decoding, "ThreadPoolExecutor", recording_pool)
     before = torch.get_num_threads()
     try:
         run_stub([tmp_path / "p"], threads=1)

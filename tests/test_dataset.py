@@ -11,8 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from facemark import dataset, paths, transforms
+from facemark import data as dataset
+from facemark import paths, transforms
 from facemark.errors import DataError, UsageError
+from facemark.images import load_image
 from synthetic import PERSONS, install_synthetic_dataset
 
 
@@ -97,17 +99,22 @@ def test_points_on_the_border_pixel_are_inside() -> None:
 
 
 def test_images_are_rgb_with_exif_orientation_applied(tmp_path: Path) -> None:
+    """The loaders decode through facemark.images.load_image (transparency composited as it
+    does); a missing file is None (a skipped row), an unreadable one a DataError."""
     rgba = Image.new("RGBA", (40, 20), (10, 20, 30, 128))
     rgba.save(tmp_path / "a.png")
-    arr = dataset.read_image(tmp_path / "a.png")
-    assert arr.shape == (20, 40, 3) and arr[0, 0].tolist() == [10, 20, 30]
+    read = dataset.folder_reader(tmp_path)
+    arr = read("a.png")
+    assert arr.shape == (20, 40, 3)
+    np.testing.assert_array_equal(arr, load_image(tmp_path / "a.png"))
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display"
     Image.new("RGB", (40, 20), (200, 0, 0)).save(tmp_path / "r.jpg", exif=exif)
-    assert dataset.read_image(tmp_path / "r.jpg").shape == (40, 20, 3)
+    assert read("r.jpg").shape == (40, 20, 3)
+    assert read("missing.jpg") is None
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
-    with pytest.raises(DataError, match="cannot read image"):
-        dataset.read_image(tmp_path / "bad.jpg")
+    with pytest.raises(DataError, match="cannot read .*bad.jpg"):
+        read("bad.jpg")
 
 
 def test_load_labeled_folder(ds_dir: Path) -> None:

@@ -12,7 +12,8 @@ from facemark import boxes as boxes_mod
 from facemark import detection, transforms
 from facemark.boxes import GREY, box_iou, letterbox, map_boxes, nms
 from facemark.checkpoint import load_checkpoint, save_checkpoint
-from facemark.dataset import FaceSet
+from facemark.data import FaceSet
+from facemark.data.canvas import CanvasSynthesizer, SynthConfig
 from facemark.detection import (
     decode,
     detection_metrics,
@@ -20,7 +21,6 @@ from facemark.detection import (
     ltrb_to_raw,
     match_detections,
 )
-from facemark.detector_data import CanvasSynthesizer, SynthConfig
 from facemark.detectors import Detections, DetectorConfig
 from facemark.detectors.facemark import FacemarkDetector
 from facemark.errors import CheckpointError, UsageError

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from facemark import evaluate, metrics, transforms
 from facemark.cli import app
-from facemark.dataset import FaceSet, load_labeled_folder
+from facemark.data import FaceSet, load_labeled_folder
 from facemark.detectors import Detections, Detector
 from facemark.landmarker import Landmarker
 from facemark.pipeline import FaceMarker

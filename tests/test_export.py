@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from facemark import checkpoint, export, models
 from facemark.cli import app
 from facemark.detection import build_detector
-from facemark.detectors import load_detector
 from facemark.errors import CheckpointError, FacemarkError, UsageError
 from facemark.export import options as export_options
+from facemark.hub import load_detector
 from facemark.landmarker import Landmarker
 
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}

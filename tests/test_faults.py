@@ -23,7 +23,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from facemark import checkpoint, cli, dataset, download, hub, paths
+from facemark import checkpoint, cli, download, hub, paths
+from facemark import data as dataset
 from facemark.cli import app
 from facemark.cli import data as cli_data
 from facemark.cli import models as cli_models
@@ -200,7 +201,7 @@ def test_duplicate_label_rows_are_dropped_with_one_warning_line(tmp_path: Path) 
     assert [s.name for s in skipped] == [rows[1][0], rows[0][0]]
     # What a user sees: the loader behind `evaluate --labels`, in a fresh process, on stderr.
     code = (
-        "import sys; from facemark import dataset; "
+        "import sys; from facemark import data as dataset; "
         "faces = dataset.load_labeled_folder(sys.argv[1], sys.argv[2]); print(len(faces))"
     )
     proc = subprocess.run(
@@ -372,7 +373,7 @@ def test_disk_full_keeps_whole_jsonl_lines_and_names_the_file(
             raise OSError(28, "No space left on device")
         return real_write(fd, data)
 
-    monkeypatch.setattr(annotator, "_os_write", full_disk)
+    monkeypatch.setattr(annotator.outputs, "_os_write", full_disk)
     out = tmp_path / "out"
     config = annotator.AnnotateConfig(
         detector=f"boxes:{boxes}", model=str(tiny_landmark_checkpoint), draw=False, batch_size=1

@@ -144,9 +144,10 @@ def test_train_records_the_peak_per_epoch_and_in_the_summary(
     from rich.console import Console
 
     from facemark import train
+    from facemark.train import loop
 
     root = install_synthetic_dataset(tmp_path / "dataset", n_train=24, n_test=6, size=96)
-    monkeypatch.setattr(train, "peak_gpu_mem_mb", lambda device: 42.0)  # as if on CUDA
+    monkeypatch.setattr(loop, "peak_gpu_mem_mb", lambda device: 42.0)  # as if on CUDA
     cfg = tiny_train_config(root, "peak")
     out = io.StringIO()
     result = train.train(cfg, console=Console(file=out, width=200))

@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from facemark import coco, dataset, labelsets, paths
+from facemark import coco, paths
+from facemark import data as dataset
+from facemark import data as labelsets
 from facemark.annotator import write_csv, write_pts
 from facemark.checkpoint import load_checkpoint
 from facemark.cli import app

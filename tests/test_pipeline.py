@@ -16,11 +16,12 @@ from PIL import Image
 
 import facemark
 from facemark import transforms
-from facemark.detectors import DetectorConfig, load_detector
+from facemark.detectors import DetectorConfig
 from facemark.detectors.boxes import BoxesDetector
 from facemark.detectors.facemark import FacemarkDetector
 from facemark.detectors.yunet import YuNetDetector
 from facemark.errors import DataError, UsageError
+from facemark.hub import load_detector
 from facemark.images import Photo
 from facemark.pipeline import Face, FaceMarker
 from facemark.pose import head_pose

@@ -25,17 +25,11 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path, known: set[str]) -> set[str]:
-    """Every facemark module ``path`` imports, at the top or inside a function (type-checking
-    blocks excepted: they never run)."""
+    """Every facemark module ``path`` imports: at the top, inside a function, or only for
+    type checking (a type-only import is still a dependency a reader has to follow)."""
     tree = ast.parse(path.read_text())
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip |= {id(n) for n in ast.walk(node)}
     found: set[str] = set()
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -47,12 +41,15 @@ def _imports(path: Path, known: set[str]) -> set[str]:
     return found
 
 
-def test_the_import_graph_has_no_circle() -> None:
+def _graph() -> dict[str, set[str]]:
     files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph = {m: _imports(p, set(files)) - {m} for m, p in files.items()}
     # a module imports its parent packages implicitly; those edges are not circles of ours
-    for m in graph:
-        graph[m] = {d for d in graph[m] if not m.startswith(d + ".")}
+    return {m: {d for d in deps if not m.startswith(d + ".")} for m, deps in graph.items()}
+
+
+def test_the_import_graph_has_no_circle() -> None:
+    graph = _graph()
     state: dict[str, int] = {}
 
     def visit(node: str, stack: list[str]) -> None:
@@ -68,6 +65,71 @@ def test_the_import_graph_has_no_circle() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+#: The layers of the package, bottom up (docs/architecture.md draws them): a module may import
+#: its own layer and those below, never one above.  Packages count with their modules.
+LAYERS = [
+    # 0 plain data and helpers: no torch, no images
+    {"facemark", "errors", "paths", "shape", "boxes", "files", "config", "confidence"},
+    # 1 pixels, geometry, files on disk
+    {"images", "transforms", "metrics", "pose", "face3d", "draw", "plot", "checkpoint"}
+    | {"devices", "coco", "results", "download"},
+    # 2 networks, detectors and labelled data
+    {"models", "faceness", "quantize", "detectors", "landmarker", "registry", "data"}
+    | {"detection"},
+    # 3 finding models by name, the one inference path, trainable tasks
+    {"hub", "pipeline", "tasks", "runs"},
+    # 4 what the commands do
+    {"train", "evaluate", "annotator", "video", "export", "preview"},
+    # 5 interfaces
+    {"cli", "ray", "about", "__main__"},
+]
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else "facemark"
+    for level, names in enumerate(LAYERS):
+        if top in names:
+            return level
+    pytest.fail(f"{module} is in no layer: add it to LAYERS (and docs/architecture.md)")
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    upward = [
+        f"{m} (layer {_layer(m)}) imports {d} (layer {_layer(d)})"
+        for m, deps in sorted(_graph().items())
+        for d in sorted(deps)
+        if _layer(d) > _layer(m)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_source_file_is_over_600_lines() -> None:
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 600
+    }
+    assert not long, long
+
+
+def test_results_write_themselves_out_as_to_dict() -> None:
+    """One result-object style: every result class has ``to_dict()``; nothing says as_dict."""
+    from facemark.annotator import Summary
+    from facemark.download import FetchResult
+    from facemark.evaluate import Evaluation
+    from facemark.export import ExportResult, Int8Result
+    from facemark.preview import PreviewResult
+    from facemark.results import Face, ImageResult
+    from facemark.train import TrainResult
+    from facemark.video import VideoResult
+
+    classes = (Summary, FetchResult, Evaluation, ExportResult, Int8Result, PreviewResult)
+    for cls in (*classes, Face, ImageResult, VideoResult, TrainResult):
+        assert callable(getattr(cls, "to_dict", None)), cls
+    said = [p.name for p in PACKAGE.rglob("*.py") if "def as_dict(" in p.read_text()]
+    assert not said, said
 
 
 def _params(command: str) -> dict[str, object]:
@@ -95,8 +157,15 @@ def test_annotate_help_defaults_are_the_code_defaults(option: str, value: object
 
 
 def test_evaluate_and_train_help_defaults_are_the_code_defaults() -> None:
+    from facemark.config import EVALUATE, EXPORT
+
     ev = _params("evaluate")
     assert ev["batch_size"].default == evaluate.BATCH_SIZE  # type: ignore[attr-defined]
+    for field in dataclasses.fields(EVALUATE):  # each default declared once, in config
+        assert ev[field.name].default == getattr(EVALUATE, field.name), field.name
+    export = _params("export")
+    assert export["opset"].default == EXPORT.opset and export["check"].default == EXPORT.check
+    assert export["calib"].show_default == str(EXPORT.calib)
     assert ev["threshold"].default == DetectorConfig().threshold  # type: ignore[attr-defined]
     train = _params("train")
     for field in dataclasses.fields(DEFAULTS["landmarks"]):

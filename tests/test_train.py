@@ -173,6 +173,26 @@ def test_balanced_run_with_augment_overrides_trains(data_root: str) -> None:
     assert config["balance"] == 0.5 and config["augment"] == "p_squeeze=0.5"
 
 
+def test_result_to_dict_is_plain_json(tmp_path: Path) -> None:
+    result = train.TrainResult(
+        run_dir=tmp_path / "r",
+        metric_name="nme_io",
+        best_metric=float("inf"),
+        best_epoch=0,
+        epochs_run=0,
+        seconds=1.5,
+        interrupted=True,
+        last_metrics={"nme_io": 0.25, "other": float("nan")},
+    )
+    d = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert d["run_dir"] == str(tmp_path / "r")
+    assert d["best_checkpoint"] == str(tmp_path / "r" / "best.pt")
+    assert d["last_checkpoint"] == str(tmp_path / "r" / "last.pt")
+    assert d["best_metric"] is None and d["last_metrics"] == {"nme_io": 0.25, "other": None}
+    assert (d["metric_name"], d["epochs_run"], d["seconds"]) == ("nme_io", 0, 1.5)
+    assert d["interrupted"] and not d["stopped_by_time"]
+
+
 # --------------------------------------------------------------------------- runs
 
 

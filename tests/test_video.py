@@ -116,7 +116,7 @@ def test_a_clip_gives_one_record_per_frame_with_a_steady_track(
     assert stamps == pytest.approx([i / 10 for i in range(10)], abs=2e-3)
     # annotating the folder again does not pick up the copy (the output is never scanned)
     items, _ = an.collect_inputs(
-        [tmp_path], recursive=True, exclude=an._own_output(tmp_path / "out")
+        [tmp_path], recursive=True, exclude=an.outputs._own_output(tmp_path / "out")
     )
     assert not [i for i in items if "annotated" in i.path.name]
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facemark import dataset
+from facemark.data import load_split
 from facemark.shape import MEAN_SHAPE
 from facemark.transforms import FLIP_PERM
 
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="use N training frames")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    faces = dataset.load_split("train", limit=args.limit)
+    faces = load_split("train", limit=args.limit)
     model, stats = build(faces.keypoints)
     write(model, stats, args.out)
     print({k: round(v, 4) for k, v in stats.items()})

@@ -97,7 +97,7 @@ def bundle_int8(threads: int) -> dict:
 
     torch.set_num_threads(threads)
     result = export.export_int8(WEIGHTS / "landmarks.pt", WEIGHTS / "landmarks-int8.pt", force=True)
-    made = result.as_dict()
+    made = result.to_dict()
     return {
         "file": result.path.name,
         "bytes": result.size,

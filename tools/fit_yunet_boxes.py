@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from facemark import checkpoint, dataset, transforms
+from facemark import checkpoint, transforms
+from facemark.data import load_split
 from facemark.detectors.base import DetectorConfig
 from facemark.detectors.yunet import YuNetDetector, box_map_features
 from facemark.evaluate import match_detection
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     data = checkpoint.load_checkpoint(args.weights, "detector")
     data.pop("box_map", None)
     detector = YuNetDetector.from_checkpoint(data, config=DetectorConfig(threshold=0.5))
-    faces = dataset.load_split("train", root=args.data_root, progress=True, limit=args.limit)
+    faces = load_split("train", root=args.data_root, progress=True, limit=args.limit)
     feats, targets, missed = [], [], 0
     t0 = time.perf_counter()
     for image, kps in zip(faces.images, faces.keypoints, strict=True):

@@ -36,10 +36,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from benchmarks.animals import split_animals  # noqa: E402
 
-from facemark import checkpoint, dataset, hub, labelsets, transforms  # noqa: E402
-from facemark.detectors import DetectorConfig, load_detector  # noqa: E402
+from facemark import checkpoint, hub, transforms  # noqa: E402
+from facemark.data import load_faces, load_split, split_faces  # noqa: E402
+from facemark.detectors import DetectorConfig  # noqa: E402
 from facemark.evaluate import match_detection  # noqa: E402
 from facemark.faceness import FacenessHead, fit_head  # noqa: E402
+from facemark.hub import load_detector  # noqa: E402
 from facemark.images import load_image  # noqa: E402
 
 #: YuNet's threshold when mining: below the pipeline's 0.5, so near misses are negatives too.
@@ -132,10 +134,8 @@ def mine(wild: Path, animals: Path, size: int, seed: int, rng) -> dict[str, np.n
     them (``udacity_val``, ``wild_val``, ``animal_val`` with the photo of each crop)."""
     miner = load_detector("yunet", "cpu", DetectorConfig(threshold=MINE_THRESHOLD))
     judge = load_detector("yunet", "cpu", DetectorConfig(threshold=PIPELINE_THRESHOLD))
-    udacity = {s: dataset.load_split(s, progress=True) for s in ("train", "val")}
-    wild_train, wild_val = labelsets.split_faces(
-        labelsets.load_faces(wild, progress=True), 0.1, 0, val_by="photo"
-    )
+    udacity = {s: load_split(s, progress=True) for s in ("train", "val")}
+    wild_train, wild_val = split_faces(load_faces(wild, progress=True), 0.1, 0, val_by="photo")
     animals_train, animals_val = split_animals(animals, seed)
     pos: list[np.ndarray] = []
     for faces, n_aug in ((udacity["train"], 1), (wild_train, 3)):

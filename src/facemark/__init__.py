@@ -35,7 +35,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "annotate": ("facemark.annotator", "annotate"),
     "AnnotateConfig": ("facemark.annotator", "AnnotateConfig"),
     "load_model": ("facemark.hub", "load_model"),
-    "load_detector": ("facemark.detectors", "load_detector"),
+    "load_detector": ("facemark.hub", "load_detector"),
     "list_models": ("facemark.hub", "list_models"),
     "Landmarker": ("facemark.landmarker", "Landmarker"),
     "Detector": ("facemark.detectors.base", "Detector"),

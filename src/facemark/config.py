@@ -120,7 +120,7 @@ class TrainConfig:
     name: str | None = None
     max_minutes: float | None = None
     #: training data (``--data``): a Udacity-style root (None = paths.dataset_dir()), a folder
-    #: of images with .pts files, an annotations.jsonl or a COCO JSON (see labelsets.py);
+    #: of images with .pts files, an annotations.jsonl or a COCO JSON (see facemark.data);
     #: several sources (``--data A --data B``) as a list, each split for validation on its own
     data_root: str | list[str] | None = None
     #: each source's share of a training epoch (``--data-weight``, one per source, relative);
@@ -176,3 +176,33 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise UsageError(f"--config {path}: expected a table of settings")
         return cls.from_dict(values)
+
+
+# --------------------------------------------------------------------------- evaluate, export
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The defaults of ``facemark evaluate`` and :func:`facemark.evaluate.evaluate_models`."""
+
+    boxes: str = "gt"  #: gt (crop from the true points) or detect (the face detector)
+    detector: str = "default"  #: for boxes="detect"
+    flip: bool = False  #: average with the mirrored face's prediction
+    device: str = "cpu"
+    batch_size: int = 32  #: faces per network call
+    timing: bool = True  #: measure ms/face at batch 1 and 32
+    worst: int = 16  #: worst faces the --report gallery shows
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """The defaults of ``facemark export``."""
+
+    opset: int = 17  #: the oldest ONNX opset facemark exports (and the default)
+    check: bool = True  #: compare the file with torch on random inputs, time both
+    calib: int = 200  #: int8: training-split crops that calibrate the quantisation
+    calib_seed: int = 0  #: int8: picks the calibration crops
+
+
+EVALUATE = EvaluateConfig()
+EXPORT = ExportConfig()

@@ -8,6 +8,7 @@ and renamed into place, which is atomic on one filesystem.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -58,6 +59,26 @@ def atomic_write(
 def _about(exc: OSError, path: Path) -> OSError:
     """The same error, naming the file the user asked for rather than its temporary twin."""
     return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def plain(value: Any) -> Any:
+    """A result object's fields as JSON takes them: dataclasses as dicts (a field that has its
+    own ``to_dict`` written by it), paths as strings, tuples as lists.  What every
+    ``to_dict`` of a result built from fields returns."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _nested(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        return {str(k): _nested(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nested(v) for v in value]
+    return value
+
+
+def _nested(value: Any) -> Any:
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) and not isinstance(value, type) else plain(value)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

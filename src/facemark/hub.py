@@ -17,6 +17,7 @@ never poisons the cache; a cached file whose hash no longer matches is fetched a
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as _dt
 import hashlib
 import ipaddress
@@ -29,26 +30,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from facemark import paths
+from facemark import paths, registry
 from facemark.config import TASKS
 from facemark.errors import CheckpointError, DataError, UsageError, quiet_warnings
 from facemark.files import sha256_file, write_json
 
 if TYPE_CHECKING:
+    from facemark.detectors.base import Detector, DetectorConfig
     from facemark.landmarker import Landmarker
 
-#: The names of the bundled checkpoints, per task (``default`` is what every command uses
-#: when given no model; ``default-int8`` is its int8 form for the CPU, see quantize.py).
-BUNDLED: dict[str, dict[str, str]] = {
-    "landmarks": {"default": "landmarks.pt", "default-int8": "landmarks-int8.pt"},
-    "detector": {
-        "default": "yunet_n.pt",
-        "yunet": "yunet_n.pt",
-        "yunet_n": "yunet_n.pt",
-        "yunet_s": "yunet_s.pt",
-        "facemark": "detector.pt",
-    },
-}
+#: The names of the bundled checkpoints, per task: name -> file in ``weights/``, aliases of
+#: one file together, as :mod:`facemark.registry` declares them.  For the code that reads
+#: them here; this module asks the registry itself, so entries registered later count too.
+BUNDLED: dict[str, dict[str, str]] = {task: registry.bundled(task) for task in TASKS}
 
 #: Metrics shown by ``facemark models``, most preferred first (lower is better for all).
 _METRIC_PREFERENCE = ("nme_io", "val_nme_io", "miss_rate", "val_loss", "loss")
@@ -78,8 +72,9 @@ def resolve_model(spec: str | os.PathLike, task: str = "landmarks") -> Path:
         return _existing_checkpoint(file_url_path(spec), spec)
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec):
         return fetch_url(spec)
-    if spec in BUNDLED[task]:
-        return _bundled(BUNDLED[task][spec], task)
+    entry = registry.find(spec, task)
+    if entry is not None and entry.weights is not None:
+        return _bundled(entry.weights, task)
     path = Path(spec).expanduser()
     if path.is_file() or (path.is_dir() and (path / "best.pt").exists()):
         return _existing_checkpoint(path, spec)
@@ -299,6 +294,55 @@ def load_model(spec: Any = "default", device: str | None = "cpu") -> Landmarker:
     return Landmarker.from_checkpoint(source, device=resolve_device(device))
 
 
+def load_detector(
+    spec: Any = "default",
+    device: str | None = "cpu",
+    config: DetectorConfig | None = None,
+) -> Detector:
+    """The detector ``spec`` names, loaded on ``device`` with ``config``'s options.
+
+    ``--detector`` (and ``FaceMarker(detector=...)``) accepts:
+
+    * ``default`` or ``yunet``: YuNet (``yunet_n``), trained on WIDER FACE, bundled;
+      ``yunet_s`` is its smaller sibling;
+    * ``facemark``: facemark's own detector network (trainable: ``train --task detector``);
+    * ``boxes:FILE``: boxes the user supplies (a JSON or CSV file, see
+      :mod:`facemark.detectors.boxes`);
+    * a training run's name, a checkpoint path or an ``https://`` URL, as for ``--model``.
+
+    The names, and which backend runs a checkpoint of which arch, come from
+    :mod:`facemark.registry`.  A loaded :class:`Detector` is returned as it is, or, given a
+    different ``config``, as a copy that uses it.
+    """
+    from facemark.detectors.base import Detector
+
+    if isinstance(spec, Detector):
+        if config is None or config == spec.config:
+            return spec
+        config.check()
+        other = copy.copy(spec)
+        other.config = config
+        return other
+    from facemark.detectors.boxes import PREFIX, BoxesDetector
+
+    if isinstance(spec, str) and spec.startswith(PREFIX):
+        return BoxesDetector(spec[len(PREFIX) :], config)
+    if isinstance(spec, (str, Path)) and Path(spec).suffix.lower() in (".json", ".csv"):
+        return BoxesDetector(spec, config)
+    entry = registry.find(spec, "detector") if isinstance(spec, str) else None
+    if entry is not None and entry.weights is None:  # a backend that needs no checkpoint
+        return registry.load(entry.backend.runner)(config=config)
+    from facemark import checkpoint
+    from facemark.devices import resolve_device
+
+    device = resolve_device(device)
+    data = checkpoint.read(
+        spec if isinstance(spec, Mapping) else resolve_model(spec, "detector"), "detector"
+    )
+    runner = registry.load(registry.backend_for("detector", data["arch"]).runner)
+    return runner.from_checkpoint(data, device=device, config=config)
+
+
 # --------------------------------------------------------------------------- listing
 
 
@@ -317,7 +361,7 @@ def list_models() -> list[dict[str, Any]]:
         info = _describe(path)
         if info is None:
             continue
-        aliases = [a for a, f in BUNDLED.get(info["task"], {}).items() if f == path.name]
+        aliases = [a for a, f in registry.bundled(info["task"]).items() if f == path.name]
         name = aliases[0] if aliases else path.stem
         entries.append({"name": name, "source": "bundled", **info})
     runs = []
@@ -453,6 +497,7 @@ __all__ = [
     "cached_path",
     "fetch_url",
     "list_models",
+    "load_detector",
     "load_model",
     "parse_url_spec",
     "resolve_model",

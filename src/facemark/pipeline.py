@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from facemark.confidence import check_minimum, confident
-from facemark.detectors import Detections, Detector, DetectorConfig, load_detector
+from facemark.detectors import Detections, Detector, DetectorConfig
 from facemark.errors import DataError, UsageError
+from facemark.hub import load_detector
 from facemark.images import Photo, read_failure
 from facemark.landmarker import Landmarker
 from facemark.pose import head_pose

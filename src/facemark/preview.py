@@ -1,6 +1,6 @@
 """``facemark preview``: a grid of training samples exactly as the network receives them.
 
-The samples go through the same :class:`~facemark.dataset.LandmarkDataset` as training
+The samples go through the same :class:`~facemark.data.LandmarkDataset` as training
 (crop, augmentation, tensor conversion and back), so what you see is what the model sees; the
 keypoints are drawn from the returned targets, so a misplaced dot means a real bug.
 """
@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from facemark import dataset, draw, labelsets, transforms
-from facemark.config import SPLIT
+from facemark import data, draw, transforms
+from facemark.config import SPLIT, SplitConfig
 from facemark.errors import DataError, UsageError
-from facemark.files import atomic_write
+from facemark.files import atomic_write, plain
 
 #: Tiles are shown at least this large so dots (and numbers) are legible.
 MIN_TILE = 192
@@ -33,6 +34,9 @@ class PreviewResult:
     sizes: dict[str, dict[str, int]] = field(default_factory=dict)
     skipped: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        return plain(self)
+
 
 def enlarge(crop: np.ndarray, kps: np.ndarray, size: int) -> tuple[Image.Image, np.ndarray]:
     """Upscale a crop for display and move its keypoints with it (pixel-index convention)."""
@@ -44,7 +48,7 @@ def enlarge(crop: np.ndarray, kps: np.ndarray, size: int) -> tuple[Image.Image, 
 
 
 def render_samples(
-    ds: dataset.LandmarkDataset,
+    ds: data.LandmarkDataset,
     indices: list[int],
     *,
     numbers: bool = False,
@@ -79,27 +83,27 @@ def preview(
 
     ``seed`` picks the frames and drives the augmentation, so the same command draws the same
     grid.  Only the chosen frames are decoded.  ``root`` may be any label set
-    :mod:`facemark.labelsets` reads (then ``split`` is ignored: samples come from all faces,
-    and the result's ``split`` names the format).
+    :func:`facemark.data.open_labels` reads (then ``split`` is ignored: samples come from all
+    faces, and the result's ``split`` names the format).
     """
     if n < 1:
         raise UsageError(f"--n must be at least 1, not {n}")
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise UsageError(f"the preview is written as PNG; name the output *.png, not {out.name}")
-    if root is not None and not labelsets.is_udacity(root):
+    labels = data.open_labels(root)
+    if not labels.is_udacity:
         # a .pts folder, JSONL, COCO JSON or CSV: samples from all of its faces
-        faces = labelsets.load_faces(root, limit=n, limit_seed=seed)
-        split = labelsets.detect_format(root)
+        faces = labels.faces(limit=n, limit_seed=seed)
+        split = labels.format
         sizes: dict[str, dict[str, int]] = {}
     else:
-        sizes = dataset.split_sizes(root, val_fraction, split_seed, val_by)
-        faces = dataset.load_split(
-            split, root, val_fraction, split_seed, val_by, limit=n, limit_seed=seed
-        )
+        sizes = data.split_sizes(root, val_fraction, split_seed, val_by)
+        held_out = SplitConfig(val_fraction=val_fraction, seed=split_seed, val_by=val_by)
+        faces = labels.split(split, held_out, limit=n, limit_seed=seed)
     if not len(faces):
         raise DataError(f"the {split} split is empty (val_fraction={val_fraction})")
-    ds = dataset.LandmarkDataset(faces, img_size, augment=augment, seed=seed)
+    ds = data.LandmarkDataset(faces, img_size, augment=augment, seed=seed)
     ds.set_epoch(epoch)
     grid = render_samples(ds, list(range(len(faces))), numbers=numbers)
     with atomic_write(out) as fh:

@@ -36,6 +36,7 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from facemark.config import EXPORT
 from facemark.errors import CheckpointError, FacemarkError, UsageError, quiet_warnings
 
 if TYPE_CHECKING:
@@ -47,8 +48,8 @@ SCHEME = "int8-fx-x86"
 #: The torch quantisation backend the qconfig targets and the kernels run on.
 ENGINE = "x86"
 #: Training-split crops the observers see, their random pick and the calibration batch size.
-CALIB_CROPS = 200
-CALIB_SEED = 0
+CALIB_CROPS = EXPORT.calib
+CALIB_SEED = EXPORT.calib_seed
 CALIB_BATCH = 32
 #: NME (percentage points) an int8 model may lose against its float model and be "within".
 NME_TOLERANCE = 0.05

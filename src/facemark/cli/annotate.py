@@ -238,6 +238,6 @@ def annotate_cmd(
         on_warning=lambda msg: bar.console.print(f"[yellow]warning:[/] {msg}", highlight=False),
     )
     if json_out:
-        typer.echo(json.dumps(summary.as_dict()))
+        typer.echo(json.dumps(summary.to_dict()))
     else:
         console.print(annotator.summary_table(summary))

@@ -7,8 +7,8 @@ from typing import Any
 import typer
 
 from facemark.cli.app import GPU_HELP, app, cli_errors, console, resolve_device
+from facemark.config import EVALUATE
 from facemark.detectors.base import DetectorConfig
-from facemark.evaluate import BATCH_SIZE as EVAL_BATCH_SIZE
 
 _DETECT = DetectorConfig()
 
@@ -54,25 +54,31 @@ def evaluate_cmd(
         None, "--limit", min=1, help="Evaluate a random N frames of the split (quick check)."
     ),
     boxes: str = typer.Option(
-        "gt", "--boxes", help="gt: crop from the true points; detect: use the face detector."
+        EVALUATE.boxes,
+        "--boxes",
+        help="gt: crop from the true points; detect: use the face detector.",
     ),
     detector: str = typer.Option(
-        "default", "--detector", help="Detector for --boxes detect (name, run, path or URL)."
+        EVALUATE.detector,
+        "--detector",
+        help="Detector for --boxes detect (name, run, path or URL).",
     ),
     threshold: float = typer.Option(
         _DETECT.threshold, "--det-threshold", min=0.0, max=1.0, help="Detector score threshold."
     ),
-    flip: bool = typer.Option(False, "--flip", help="Average with the mirrored face's prediction."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    flip: bool = typer.Option(
+        EVALUATE.flip, "--flip", help="Average with the mirrored face's prediction."
+    ),
+    device: str = typer.Option(EVALUATE.device, "--device", help="cpu, cuda or cuda:N."),
     gpu: bool = typer.Option(False, "--gpu", help=GPU_HELP),
     batch_size: int = typer.Option(
-        EVAL_BATCH_SIZE, "--batch-size", min=1, help="Frames (faces) per network call."
+        EVALUATE.batch_size, "--batch-size", min=1, help="Frames (faces) per network call."
     ),
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="Torch CPU threads (default: torch's choice)."
     ),
     timing: bool = typer.Option(
-        True, "--timing/--no-timing", help="Measure ms/face at batch 1 and 32."
+        EVALUATE.timing, "--timing/--no-timing", help="Measure ms/face at batch 1 and 32."
     ),
     regions: bool = typer.Option(False, "--regions", help="Also show NME per facial region."),
     subsets: bool = typer.Option(
@@ -90,7 +96,7 @@ def evaluate_cmd(
         help="Folder for ced.png, per_image.csv, subsets.csv, worst.png and summary.json.",
     ),
     worst: int = typer.Option(
-        16, "--worst", min=1, help="How many of the worst frames the gallery shows."
+        EVALUATE.worst, "--worst", min=1, help="How many of the worst frames the gallery shows."
     ),
 ) -> None:
     """Score landmark models: NME_io, failure rate, AUC, NME by region and ms/face.

@@ -5,10 +5,9 @@ from __future__ import annotations
 import typer
 
 from facemark.cli.app import app, cli_errors, console
-from facemark.export import DEFAULT_OPSET as EXPORT_OPSET
+from facemark.config import EXPORT
 from facemark.export import FORMATS as EXPORT_FORMATS
 from facemark.export import INT8 as EXPORT_INT8
-from facemark.quantize import CALIB_CROPS, CALIB_SEED
 
 
 @app.command("models")
@@ -72,7 +71,7 @@ def export_cmd(
         help="Landmarks: export the raw network outputs instead of keypoints + confidence.",
     ),
     opset: int = typer.Option(
-        EXPORT_OPSET, "--opset", min=EXPORT_OPSET, help="ONNX opset version."
+        EXPORT.opset, "--opset", min=EXPORT.opset, help="ONNX opset version."
     ),
     dynamo: bool = typer.Option(
         False,
@@ -80,7 +79,9 @@ def export_cmd(
         help="ONNX: use torch's torch.export-based exporter (needs onnxscript; slower).",
     ),
     check: bool = typer.Option(
-        True, "--check/--no-check", help="Compare the file with torch on random inputs, time both."
+        EXPORT.check,
+        "--check/--no-check",
+        help="Compare the file with torch on random inputs, time both.",
     ),
     threads: int | None = typer.Option(
         None, "--threads", min=1, show_default="torch's", help="CPU threads for the check."
@@ -89,11 +90,14 @@ def export_cmd(
         None,
         "--calib",
         min=1,
-        show_default=str(CALIB_CROPS),
+        show_default=str(EXPORT.calib),
         help="int8: training-split crops that calibrate the quantisation.",
     ),
     seed: int | None = typer.Option(
-        None, "--seed", show_default=str(CALIB_SEED), help="int8: picks the calibration crops."
+        None,
+        "--seed",
+        show_default=str(EXPORT.calib_seed),
+        help="int8: picks the calibration crops.",
     ),
     data: str | None = typer.Option(
         None,
@@ -132,8 +136,8 @@ def export_cmd(
         made = export.export_int8(
             model,
             out,
-            calib=CALIB_CROPS if calib is None else calib,
-            seed=CALIB_SEED if seed is None else seed,
+            calib=EXPORT.calib if calib is None else calib,
+            seed=EXPORT.calib_seed if seed is None else seed,
             root=data,
             check=check,
             force=force,

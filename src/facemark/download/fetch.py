@@ -22,6 +22,7 @@ from facemark.download.install import _install_lock, _install_locked
 from facemark.download.layout import _manifest_only, dataset_status
 from facemark.download.progress import _console
 from facemark.errors import DataError, NetworkError, UsageError
+from facemark.files import plain
 
 DEFAULT_URL = "https://github.com/udacity/P1_Facial_Keypoints/archive/refs/heads/master.zip"
 
@@ -47,6 +48,9 @@ class FetchResult:
     seconds: float = 0.0
     kept_archive: Path | None = None
     notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain(self)
 
 
 def cached_archive_path(url: str) -> Path:

@@ -15,7 +15,7 @@ import numpy as np
 from facemark.errors import UsageError
 
 if TYPE_CHECKING:
-    from facemark.dataset import FaceSet
+    from facemark.data import FaceSet
     from facemark.images import Photo
     from facemark.pipeline import FaceMarker
 

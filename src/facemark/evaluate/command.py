@@ -24,7 +24,7 @@ def evaluate(
     ``images`` + ``labels``, or ``data`` — several sources, or a label set with ``split``,
     give ``{"sources": {name: result}}`` (each as :func:`evaluate_models` returns).
     ``options`` are those of :func:`evaluate_models`."""
-    from facemark.labelsets import is_udacity
+    from facemark.data import is_udacity
 
     data = list(data)
     check_inputs(split, images, labels, data)

@@ -16,7 +16,7 @@ from facemark.errors import DataError, UsageError
 from facemark.shape import NUM_POINTS
 
 if TYPE_CHECKING:
-    from facemark.dataset import FaceSet
+    from facemark.data import FaceSet
 
 SPLITS = ("val", "test")
 #: Training defaults for the validation split, used when a model carries no training config.
@@ -30,12 +30,12 @@ def load_labeled(images_dir: str | Path, labels_csv: str | Path, progress: bool 
     would report figures for a different set, so wrong column counts and missing images stop
     it with one line that says how many and which one first.
     """
-    from facemark import dataset
+    from facemark import data
 
     images_dir, labels_csv = Path(images_dir), Path(labels_csv)
     if not images_dir.is_dir():
         raise DataError(f"image folder not found: {images_dir}")
-    names, _, skipped = dataset.read_keypoints_csv(labels_csv)
+    names, _, skipped = data.read_keypoints_csv(labels_csv)
     bad = [s for s in skipped if "values instead of" in s.reason]
     if bad:
         raise DataError(
@@ -48,7 +48,7 @@ def load_labeled(images_dir: str | Path, labels_csv: str | Path, progress: bool 
             f"{len(missing)} of {len(names)} image(s) listed in {labels_csv.name} are missing "
             f"from {images_dir} (first: {missing[0]})"
         )
-    return dataset.load_labeled_folder(images_dir, labels_csv, progress=progress)
+    return data.load_labeled_folder(images_dir, labels_csv, progress=progress)
 
 
 def load_split(
@@ -59,12 +59,12 @@ def load_split(
     progress: bool = False,
 ) -> FaceSet:
     """The ``val`` or ``test`` frames of the installed dataset (``val`` per ``split_settings``)."""
-    from facemark import dataset
+    from facemark import data
 
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not '{split}'")
     settings = {**VAL_DEFAULTS, **(split_settings or {})}
-    return dataset.load_split(split, root=root, progress=progress, limit=limit, **settings)
+    return data.load_split(split, root=root, progress=progress, limit=limit, **settings)
 
 
 def split_settings_from_config(config: dict[str, Any] | None) -> dict[str, Any]:
@@ -115,9 +115,10 @@ class _FrameSource:
             return self._sets["folder"], f"folder:{self.images}", None
         if self.data is not None:
             if "data" not in self._sets:
-                from facemark.labelsets import load_faces
+                from facemark.data import open_labels
 
-                self._sets["data"] = load_faces(self.data, limit=self.limit, progress=self.progress)
+                labels = open_labels(self.data, progress=self.progress)
+                self._sets["data"] = labels.faces(limit=self.limit)
             return self._sets["data"], f"data:{self.data}", None
         settings = None
         if self.split == "val":

@@ -18,7 +18,7 @@ from facemark.evaluate.timing import TIMING_BATCHES, time_inference
 from facemark.images import Photo
 
 if TYPE_CHECKING:
-    from facemark.dataset import FaceSet
+    from facemark.data import FaceSet
     from facemark.landmarker import Landmarker
     from facemark.pipeline import FaceMarker
 

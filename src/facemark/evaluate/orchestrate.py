@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facemark.config import EVALUATE
 from facemark.detectors.base import Detector, DetectorConfig
 from facemark.errors import UsageError
 from facemark.evaluate.boxes import BOX_MODES, face_boxes
@@ -24,11 +25,11 @@ from facemark.evaluate.report import write_report
 from facemark.evaluate.threads import _torch_threads
 
 if TYPE_CHECKING:
-    from facemark.dataset import FaceSet
+    from facemark.data import FaceSet
     from facemark.landmarker import Landmarker
 
 #: Frames (and so faces) per network call.
-BATCH_SIZE = 32
+BATCH_SIZE = EVALUATE.batch_size
 
 
 def evaluate_model(
@@ -51,16 +52,16 @@ def evaluate_models(
     seed: int | None = None,
     val_by: str | None = None,
     limit: int | None = None,
-    boxes: str = "gt",
-    detector: Any = "default",
+    boxes: str = EVALUATE.boxes,
+    detector: Any = EVALUATE.detector,
     threshold: float = DetectorConfig.threshold,
-    flip: bool = False,
-    device: str | None = "cpu",
+    flip: bool = EVALUATE.flip,
+    device: str | None = EVALUATE.device,
     batch_size: int = BATCH_SIZE,
-    timing: bool = True,
+    timing: bool = EVALUATE.timing,
     threads: int | None = None,
     report: str | Path | None = None,
-    worst: int = 16,
+    worst: int = EVALUATE.worst,
     per_image: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def evaluate_models(
     :class:`FaceSet`) when given, else ``images`` + ``labels``, else ``split`` of the
     installed dataset (``root`` overrides its folder; ``limit`` takes a random subset).
     ``root`` in another format (a folder of ``.pts`` files, an annotations JSONL, a COCO JSON,
-    a CSV: :mod:`facemark.labelsets`) scores every labelled face it holds.  For
+    a CSV: :func:`facemark.data.open_labels`) scores every labelled face it holds.  For
     ``split="val"``, unset ``val_fraction``/``seed``/``val_by`` come from each model's
     training config, so a run is scored on the persons it held out.  ``boxes="detect"`` runs
     ``detector`` (a spec or a loaded detector) with each model, as annotate would: the
@@ -92,14 +93,14 @@ def evaluate_models(
     check_inputs(None, images, labels)
     if split not in SPLITS and faces is None and images is None:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not '{split}'")
-    from facemark.detectors import load_detector
     from facemark.devices import resolve_device
+    from facemark.hub import load_detector
     from facemark.pipeline import FaceMarker
 
     device = resolve_device(device)
     data = None
     if root is not None and faces is None and images is None:
-        from facemark.labelsets import is_udacity
+        from facemark.data import is_udacity
 
         if not is_udacity(root):  # .pts folder, JSONL, COCO or CSV: every labelled face
             data, root = root, None
@@ -171,29 +172,30 @@ def evaluate_sources(
     by photo with ``val_by="photo"``; fraction and seed as given, else 0.1 and 0), so a run
     trained on several sources is scored on each source's held-out part.
     """
-    from facemark import labelsets
+    from facemark.data import open_labels, source_names
 
-    names = labelsets.source_names(list(sources))
+    names = source_names(list(sources))
     out: dict[str, Any] = {}
     report = options.pop("report", None)
     for name, source in zip(names, sources, strict=True):
         if report is not None:  # one report folder per source
             options["report"] = Path(report) / name if len(sources) > 1 else report
-        if labelsets.is_udacity(source):
+        labels = open_labels(source, progress=bool(options.get("progress")))
+        if labels.is_udacity:
             out[name] = evaluate_models(
                 models, split=split or "test", root=source, val_fraction=val_fraction,
                 seed=seed, val_by=val_by, **options,
             )  # fmt: skip
             continue
-        faces = labelsets.load_faces(source, progress=bool(options.get("progress")))
+        faces = labels.faces()
         if split in ("train", "val"):
-            parts = labelsets.split_faces(
-                faces,
-                VAL_DEFAULTS["val_fraction"] if val_fraction is None else val_fraction,
-                VAL_DEFAULTS["seed"] if seed is None else seed,
-                val_by or "frame",
-            )
-            faces = parts[1] if split == "val" else parts[0]
+            fraction = VAL_DEFAULTS["val_fraction"] if val_fraction is None else val_fraction
+            held_out = {
+                "val_fraction": fraction,
+                "seed": VAL_DEFAULTS["seed"] if seed is None else seed,
+                "val_by": val_by or "frame",
+            }
+            faces = labels.split(split, held_out)
         elif split is not None:
             raise UsageError(f"--split {split}: a {name} label set has train and val parts only")
         out[name] = evaluate_models(models, faces, split=split or "all", **options)

@@ -38,15 +38,16 @@ def split_crops(
     import numpy as np
     import torch
 
-    from facemark import dataset, evaluate
+    from facemark import evaluate
+    from facemark.data import LandmarkDataset, load_split
 
     size = int(data.get("img_size") or (data.get("arch_kwargs") or {}).get("img_size") or 0)
     settings = {
         **evaluate.VAL_DEFAULTS,
         **evaluate.split_settings_from_config(data.get("config")),
     }
-    faces = dataset.load_split(split, root=root, limit=limit, limit_seed=seed, **settings)
-    ds = dataset.LandmarkDataset(faces, size, augment=False)
+    faces = load_split(split, root=root, limit=limit, limit_seed=seed, **settings)
+    ds = LandmarkDataset(faces, size, augment=False)
     items = [ds[i] for i in range(len(ds))]
     if not items:
         return torch.zeros(0, 3, size, size), np.zeros((0, 68, 2))
@@ -83,7 +84,7 @@ class Int8Result:
             return None
         return 100 * (self.metrics["int8"]["nme_io"] - self.metrics["float"]["nme_io"])
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "source": str(self.source),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from facemark import registry
 from facemark.config import TASKS
 from facemark.errors import UsageError
 from facemark.export.options import DETECTOR_CHECK_HW, INPUT_NAME
@@ -67,7 +68,8 @@ def resolve(spec: Any, task: str | None = None) -> tuple[Path, dict[str, Any]]:
     lookup = task
     if lookup is None:
         text = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else ""
-        only_detector = text in hub.BUNDLED["detector"] and text not in hub.BUNDLED["landmarks"]
+        bundled = {t: registry.bundled(t) for t in TASKS}
+        only_detector = text in bundled["detector"] and text not in bundled["landmarks"]
         lookup = "detector" if only_detector else "landmarks"
     path = hub.resolve_model(spec, lookup)
     return path, checkpoint.load_checkpoint(path, task)
@@ -75,7 +77,8 @@ def resolve(spec: Any, task: str | None = None) -> tuple[Path, dict[str, Any]]:
 
 def load_network(spec: Any, task: str | None = None, raw: bool = False) -> Network:
     """The network ``spec`` names, as facemark runs it (eval mode, BatchNorm folded where
-    facemark folds it), wrapped for export, with its metadata."""
+    facemark folds it), wrapped for export, with its metadata.  The builder is the one the
+    registry's backend for the checkpoint's task and arch names (:mod:`facemark.registry`)."""
     from facemark import __version__
     from facemark.files import sha256_file
 
@@ -97,17 +100,16 @@ def load_network(spec: Any, task: str | None = None, raw: bool = False) -> Netwo
         "source_sha256": sha256_file(path),
         "run_name": str(data.get("run_name") or ""),
     }
-    if data["task"] == "landmarks":
-        net = _landmark_network(data, raw, base)
-    elif data["arch"] == "yunet":
-        net = _yunet_network(data, base)
-    else:
-        net = _facemark_detector_network(data, base)
+    backend = registry.backend_for(data["task"], data["arch"])
+    if backend.network is None:
+        raise UsageError(f"{spec}: {data['task']} arch {data['arch']!r} cannot be exported")
+    net = registry.load(backend.network)(data, base, raw)
     net.source = path
     return net
 
 
-def _landmark_network(data: dict[str, Any], raw: bool, meta: dict[str, str]) -> Network:
+def landmark_network(data: dict[str, Any], meta: dict[str, str], raw: bool = False) -> Network:
+    """A landmark model with its ``decode`` (or its raw outputs, ``raw``)."""
     from facemark import transforms
     from facemark.landmarker import Landmarker
 
@@ -150,7 +152,8 @@ def _landmark_network(data: dict[str, Any], raw: bool, meta: dict[str, str]) -> 
     )
 
 
-def _yunet_network(data: dict[str, Any], meta: dict[str, str]) -> Network:
+def yunet_network(data: dict[str, Any], meta: dict[str, str], raw: bool = False) -> Network:
+    """YuNet's raw outputs (``raw`` is for landmark models: a detector's outputs are raw)."""
     from facemark.detectors import yunet
 
     det = yunet.YuNetDetector.from_checkpoint(data)
@@ -191,7 +194,10 @@ def _yunet_network(data: dict[str, Any], meta: dict[str, str]) -> Network:
     )
 
 
-def _facemark_detector_network(data: dict[str, Any], meta: dict[str, str]) -> Network:
+def facemark_detector_network(
+    data: dict[str, Any], meta: dict[str, str], raw: bool = False
+) -> Network:
+    """facemark's detector network's raw heat and box maps (``raw`` as for YuNet)."""
     from facemark.detectors.facemark import FacemarkDetector
 
     det = FacemarkDetector.from_checkpoint(data)

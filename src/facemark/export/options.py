@@ -10,12 +10,13 @@ import importlib.util
 import os
 from pathlib import Path
 
+from facemark.config import EXPORT
 from facemark.errors import FacemarkError, UsageError
 
 FORMATS = ("onnx", "torchscript")
 #: The other ``--format``: an int8 facemark checkpoint for the CPU (:mod:`facemark.quantize`).
 INT8 = "int8"
-DEFAULT_OPSET = 17
+DEFAULT_OPSET = EXPORT.opset
 #: The graph's input name.
 INPUT_NAME = "image"
 #: The extra file of a TorchScript export that holds the metadata (JSON).

@@ -47,7 +47,7 @@ class ExportResult:
         diff = self.max_abs_diff
         return diff is None or diff <= TOLERANCE
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "format": self.format,

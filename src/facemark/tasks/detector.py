@@ -1,7 +1,7 @@
 """``facemark train --task detector``: facemark's own face detector network.
 
 The network, its targets, loss and decoding live in :mod:`facemark.detection`; the synthetic
-training scenes in :mod:`facemark.detector_data`; this module ties them into a task.
+training scenes in :mod:`facemark.data.canvas`; this module ties them into a task.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from torch import nn
 
 from facemark.boxes import GREY, letterbox, map_boxes, nms
 from facemark.config import DEFAULTS
-from facemark.dataset import load_split
+from facemark.data import load_split
+from facemark.data.canvas import Canvas, CanvasSynthesizer, SynthConfig
 from facemark.detection import (
     CALIBRATION_RANGE,
     MAX_BOXES,
@@ -29,7 +30,6 @@ from facemark.detection import (
     encode_targets,
     logit,
 )
-from facemark.detector_data import Canvas, CanvasSynthesizer, SynthConfig
 from facemark.devices import move, unwrap
 from facemark.errors import UsageError
 
@@ -72,7 +72,7 @@ class DetectorDataset(torch.utils.data.Dataset):
         self._epoch.fill_(int(epoch))
 
     def sample(self, index: int):
-        """The :class:`~facemark.detector_data.Canvas` of item ``index``."""
+        """The :class:`~facemark.data.canvas.Canvas` of item ``index``."""
         n = len(self.faces)
         if not self.train and index >= n:  # the real frame, letterboxed
             frame = self.faces.images[index - n]

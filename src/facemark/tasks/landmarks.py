@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from facemark import dataset, devices, labelsets, metrics, models, transforms
+from facemark import data, devices, metrics, models, transforms
 from facemark.config import DEFAULTS
 
 if TYPE_CHECKING:
@@ -25,21 +26,21 @@ class LandmarkTask:
     defaults = DEFAULTS["landmarks"]
 
     def arch_defaults(self, arch: str) -> dict[str, Any]:
-        spec = models.arch_spec(models.parse_arch(arch)[0])
+        spec = models.arch_spec(_parsed(arch)[0])
         return {"img_size": spec.img_size, **spec.defaults}
 
     def arch_kwargs(self, cfg: TrainConfig) -> dict[str, Any]:
         """``{"img_size": ...}`` plus any ``--arch name:key=value`` overrides."""
-        _, overrides = models.parse_arch(cfg.arch)  # unknown arch -> UsageError before any work
+        _, overrides = _parsed(cfg.arch)  # unknown arch -> UsageError before any work
         return {"img_size": int(cfg.img_size), **overrides}
 
     def build_model(self, cfg: TrainConfig) -> nn.Module:
-        return models.build_landmark_model(models.parse_arch(cfg.arch)[0], **self.arch_kwargs(cfg))
+        return models.build_landmark_model(_parsed(cfg.arch)[0], **self.arch_kwargs(cfg))
 
     def datasets(self, cfg: TrainConfig) -> tuple[Dataset, Dataset]:
         # Each --data source is split on its own: a Udacity root by identity as always,
         # other formats by image file (or by photo with --val-by photo).
-        sources = labelsets.training_sources(
+        sources = data.training_sources(
             cfg.data_root,
             cfg.val_data,
             val_fraction=cfg.val_fraction,
@@ -49,10 +50,10 @@ class LandmarkTask:
         )
         names = [s.name for s in sources]
 
-        def part(split: str, augment: bool, **extra: Any) -> dataset.LandmarkDataset:
+        def part(split: str, augment: bool, **extra: Any) -> data.LandmarkDataset:
             sets = [getattr(s, split) for s in sources]
-            ds = dataset.LandmarkDataset(
-                labelsets.concat_faces(sets, names),
+            ds = data.LandmarkDataset(
+                data.concat_faces(sets, names),
                 cfg.img_size,
                 augment=augment,
                 seed=cfg.seed,
@@ -64,7 +65,7 @@ class LandmarkTask:
 
         train = part("train", True, config=self.augment_config(cfg))
         val = part("val", False)
-        train.source_weights = labelsets.source_weights(sources, cfg.data_weights)
+        train.source_weights = data.source_weights(sources, cfg.data_weights)
         return train, val
 
     def augment_config(self, cfg: TrainConfig) -> Any:
@@ -111,7 +112,13 @@ class LandmarkTask:
         )
 
     def checkpoint_extras(self, cfg: TrainConfig) -> dict[str, Any]:
-        return {"img_size": int(cfg.img_size), "arch": models.parse_arch(cfg.arch)[0]}
+        return {"img_size": int(cfg.img_size), "arch": _parsed(cfg.arch)[0]}
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(arch: str) -> tuple[str, dict[str, Any]]:
+    """``--arch`` as (name, overrides), parsed once per run however often the task asks."""
+    return models.parse_arch(arch)
 
 
 def balance_weights(yaw: np.ndarray, power: float) -> np.ndarray:

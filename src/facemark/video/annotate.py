@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from facemark.confidence import confident
 from facemark.errors import DataError
+from facemark.files import plain
 from facemark.results import ImageResult
 from facemark.video.config import VideoConfig
 from facemark.video.decoding import Decoded, Frame, decode
@@ -47,6 +48,9 @@ class VideoResult:
     dropped: int = 0  #: faces left out of the records by ``min_confidence``
     cut: str | None = None
     timing: Timing = field(default_factory=Timing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain(self)
 
 
 def annotate_video(

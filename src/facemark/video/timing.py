@@ -26,7 +26,7 @@ class Timing:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-    def as_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float]:
         return {
             "frames": self.frames,
             "fps": round(self.fps, 2),

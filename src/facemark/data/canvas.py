@@ -28,11 +28,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from facemark import transforms
 from facemark.boxes import GREY, box_area, intersection
-from facemark.dataset import FaceSet
+from facemark.data.canvas_parts import (
+    clutter,
+    count_weights,
+    feather_mask,
+    flip_boxes,
+    gradient,
+    inside_mask,
+    log_uniform,
+    margin_rects,
+    smooth_noise,
+    splits,
+)
+from facemark.data.faces import FaceSet
 
 KINDS = ("scene", "grid", "closeup", "negative")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -77,41 +89,6 @@ class SynthConfig:
     photometric: transforms.AugmentConfig | None = field(default_factory=_detector_photometric)
 
 
-# --------------------------------------------------------------------------- geometry helpers
-
-
-def _margin_rects(
-    shape: tuple[int, ...], box: np.ndarray, min_side: int = 12
-) -> list[tuple[int, int, int, int]]:
-    """The four strips of a frame beside, above and below its face, with a safety gap."""
-    h, w = shape[:2]
-    x0, y0, x1, y1 = (float(v) for v in box)
-    gap = 0.1 * max(x1 - x0, y1 - y0)
-    left, right = int(np.floor(x0 - gap)), int(np.ceil(x1 + gap))
-    top, bottom = int(np.floor(y0 - gap)), int(np.ceil(y1 + gap))
-    rects = [(0, 0, left, h), (right, 0, w, h), (0, 0, w, top), (0, bottom, w, h)]
-    return [r for r in rects if r[2] - r[0] >= min_side and r[3] - r[1] >= min_side]
-
-
-def _inside_mask(src_h: int, src_w: int, inv: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """1 where an output pixel samples from inside the source image (bilinear-safe), else 0."""
-    ys, xs = np.mgrid[0:out_h, 0:out_w].astype(np.float32)
-    sx = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
-    sy = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
-    return ((sx >= 0) & (sx <= src_w - 1) & (sy >= 0) & (sy <= src_h - 1)).astype(np.float32)
-
-
-def _feather_mask(h: int, w: int, width: float) -> np.ndarray:
-    """A soft-edged rectangle: 0 at the border, ramping to 1 over ``width`` pixels."""
-    y = np.minimum(np.arange(h) + 0.5, h - 0.5 - np.arange(h)) / max(width, 1e-3)
-    x = np.minimum(np.arange(w) + 0.5, w - 0.5 - np.arange(w)) / max(width, 1e-3)
-    return np.clip(np.minimum(y[:, None], x[None, :]), 0.0, 1.0).astype(np.float32)
-
-
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(np.exp(rng.uniform(np.log(lo), np.log(max(hi, lo * 1.0001)))))
-
-
 # --------------------------------------------------------------------------- the synthesiser
 
 
@@ -132,7 +109,7 @@ class CanvasSynthesizer:
         self.negatives = [
             (i, rect)
             for i in range(len(faces))
-            for rect in _margin_rects(faces.images[i].shape, self.boxes[i])
+            for rect in margin_rects(faces.images[i].shape, self.boxes[i])
         ]
         weights = np.asarray(self.config.kind_weights, dtype=np.float64)
         self._kind_p = weights / weights.sum()
@@ -156,7 +133,7 @@ class CanvasSynthesizer:
         size = self.size
         if rng.random() >= self.config.p_letterbox:
             return size, size
-        aspect = _log_uniform(rng, 0.5, 2.0)  # width / height
+        aspect = log_uniform(rng, 0.5, 2.0)  # width / height
         if aspect >= 1:
             return size, int(round(size / aspect))
         return int(round(size * aspect)), size
@@ -175,7 +152,7 @@ class CanvasSynthesizer:
         boxes, ignore = boxes + shift, ignore + shift
         if rng.random() < cfg.p_flip:
             image = image[:, ::-1]
-            boxes, ignore = _flip_boxes(boxes, size), _flip_boxes(ignore, size)
+            boxes, ignore = flip_boxes(boxes, size), flip_boxes(ignore, size)
             ox = size - ox - w
         if cfg.photometric is not None:
             image = transforms.photometric(np.ascontiguousarray(image), cfg.photometric, rng)
@@ -193,8 +170,8 @@ class CanvasSynthesizer:
         """Several frames with context at similar scales, never covering an earlier face."""
         cfg = self.config
         h, w = content.shape[:2]
-        n = int(rng.choice(np.arange(1, cfg.max_faces + 1), p=_count_weights(cfg.max_faces)))
-        base = _log_uniform(
+        n = int(rng.choice(np.arange(1, cfg.max_faces + 1), p=count_weights(cfg.max_faces)))
+        base = log_uniform(
             rng, cfg.min_face * 0.8, cfg.max_scene_face * min(w, h) / max(1.0, np.sqrt(n) * 0.7)
         )
         placed: list[np.ndarray] = []
@@ -228,8 +205,8 @@ class CanvasSynthesizer:
         rows, cols = int(rng.integers(1, 4)), int(rng.integers(1, 5))
         if rows == cols == 1:
             cols = 2
-        xs = _splits(rng, w, cols)
-        ys = _splits(rng, h, rows)
+        xs = splits(rng, w, cols)
+        ys = splits(rng, h, rows)
         placed: list[np.ndarray] = []
         for r in range(rows):
             for c in range(cols):
@@ -258,7 +235,7 @@ class CanvasSynthesizer:
         """One face from a quarter of the canvas to all of it (or smaller, with background)."""
         h, w = content.shape[:2]
         index = int(rng.integers(len(self.faces)))
-        face_w = _log_uniform(rng, 0.12, 1.0) * min(w, h)
+        face_w = log_uniform(rng, 0.12, 1.0) * min(w, h)
         bw, bh = self._box_size(index)
         fw, fh = face_w, face_w * bh / bw
         # keep the face on the canvas: its centre moves at most a quarter face beyond the edge
@@ -328,9 +305,9 @@ class CanvasSynthesizer:
         rw, rh = x1 - x0, y1 - y0
         local = transforms.compose(np.array([[1.0, 0, -x0], [0, 1.0, -y0]]), M)
         patch = transforms.warp_image(frame, local, max(rw, rh))[:rh, :rw].astype(np.float32)
-        mask = _inside_mask(frame.shape[0], frame.shape[1], transforms.invert_affine(local), rh, rw)
+        mask = inside_mask(frame.shape[0], frame.shape[1], transforms.invert_affine(local), rh, rw)
         if feather > 0:
-            mask *= _feather_mask(rh, rw, feather)
+            mask *= feather_mask(rh, rw, feather)
         # each pasted photo gets its own exposure, as frames from different cameras would
         e = self.config.paste_exposure
         if e > 0:
@@ -360,7 +337,7 @@ class CanvasSynthesizer:
     def _negative_patch(self, rng: np.random.Generator, w: int, h: int) -> np.ndarray:
         """A face-free piece of some frame, resized to ``w`` x ``h``."""
         if not self.negatives:
-            return _smooth_noise(rng, w, h)
+            return smooth_noise(rng, w, h)
         index, (x0, y0, x1, y1) = self.negatives[int(rng.integers(len(self.negatives)))]
         pw = int(rng.integers(min(12, x1 - x0), x1 - x0 + 1))
         ph = int(rng.integers(min(12, y1 - y0), y1 - y0 + 1))
@@ -376,8 +353,8 @@ class CanvasSynthesizer:
         elif u < 0.55:
             bg = np.empty((h, w, 3), dtype=np.uint8)
             xs, ys = (
-                _splits(rng, w, int(rng.integers(2, 5))),
-                _splits(rng, h, int(rng.integers(2, 5))),
+                splits(rng, w, int(rng.integers(2, 5))),
+                splits(rng, h, int(rng.integers(2, 5))),
             )
             for r in range(len(ys) - 1):
                 for c in range(len(xs) - 1):
@@ -385,81 +362,9 @@ class CanvasSynthesizer:
                     if cw > 0 and ch > 0:
                         bg[ys[r] : ys[r + 1], xs[c] : xs[c + 1]] = self._negative_patch(rng, cw, ch)
         elif u < 0.85:
-            bg = _smooth_noise(rng, w, h)
+            bg = smooth_noise(rng, w, h)
         else:
-            bg = _gradient(rng, w, h)
+            bg = gradient(rng, w, h)
         if rng.random() < self.config.p_clutter:
-            bg = _clutter(rng, bg)
+            bg = clutter(rng, bg)
         return np.array(bg, copy=True)  # writable: faces are pasted into it
-
-
-# --------------------------------------------------------------------------- textures
-
-
-def _count_weights(n: int) -> np.ndarray:
-    """Fewer faces are likelier: weights 1/k for k faces."""
-    w = 1.0 / np.arange(1, n + 1)
-    return w / w.sum()
-
-
-def _splits(rng: np.random.Generator, length: int, parts: int) -> list[int]:
-    """Cut ``[0, length)`` into ``parts`` pieces of roughly equal, jittered size."""
-    cuts = (np.arange(1, parts) + rng.uniform(-0.25, 0.25, size=parts - 1)) * length / parts
-    return [0, *sorted(int(round(c)) for c in cuts), length]
-
-
-def _smooth_noise(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    """Low-frequency colour noise with a little grain: walls, skies, out-of-focus scenes."""
-    gw, gh = int(rng.integers(2, 17)), int(rng.integers(2, 17))
-    low = Image.fromarray(rng.integers(0, 256, size=(gh, gw, 3), dtype=np.uint8))
-    out = np.asarray(low.resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32)
-    grain = rng.standard_normal(size=out.shape, dtype=np.float32) * np.float32(rng.uniform(0, 12))
-    return np.clip(out + grain, 0, 255).astype(np.uint8)
-
-
-def _gradient(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    """A linear blend between two colours in a random direction."""
-    a, b = (
-        rng.uniform(0, 255, size=3).astype(np.float32),
-        rng.uniform(0, 255, size=3).astype(np.float32),
-    )
-    angle = rng.uniform(0, 2 * np.pi)
-    xs = np.arange(w, dtype=np.float32)[None, :] * np.float32(np.cos(angle))
-    ys = np.arange(h, dtype=np.float32)[:, None] * np.float32(np.sin(angle))
-    t = xs + ys
-    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-    return (a + (b - a) * t[..., None]).astype(np.uint8)
-
-
-def _clutter(rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
-    """Rectangles, ellipses (some skin-coloured), lines and polygons: faces are not blobs."""
-    img = Image.fromarray(bg)
-    draw = ImageDraw.Draw(img)
-    h, w = bg.shape[:2]
-    for _ in range(int(rng.integers(1, 7))):
-        colour = tuple(int(v) for v in rng.integers(0, 256, size=3))
-        if rng.random() < 0.2:  # skin tones, so a skin-coloured blob alone is no face
-            tone = rng.uniform(0.35, 1.0)
-            colour = (int(235 * tone), int(180 * tone), int(145 * tone))
-        x0, x1 = sorted(rng.uniform(-0.1, 1.1, size=2) * w)
-        y0, y1 = sorted(rng.uniform(-0.1, 1.1, size=2) * h)
-        shape = rng.integers(4)
-        if shape == 0:
-            draw.rectangle((x0, y0, x1, y1), fill=colour)
-        elif shape == 1:
-            draw.ellipse((x0, y0, x1, y1), fill=colour)
-        elif shape == 2:
-            draw.line(
-                (x0, y0, x1, y1), fill=colour, width=int(rng.integers(1, max(2, min(w, h) // 20)))
-            )
-        else:
-            pts = rng.uniform(0, 1, size=(int(rng.integers(3, 7)), 2)) * [w, h]
-            draw.polygon([tuple(p) for p in pts], fill=colour)
-    return np.asarray(img)
-
-
-def _flip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
-    """Mirror boxes left-right inside an image ``width`` pixels wide (pixel-index convention)."""
-    out = np.array(boxes, dtype=np.float32, copy=True).reshape(-1, 4)
-    out[:, 0], out[:, 2] = width - 1 - boxes[:, 2], width - 1 - boxes[:, 0]
-    return out

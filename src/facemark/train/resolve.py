@@ -1,0 +1,124 @@
+"""Which configuration a run trains with: the task's and the arch's defaults filled in, every
+value checked before anything is built, and ``--resume`` turned into the saved run's config.
+
+Mistakes here are the user's to fix, so they are :class:`UsageError`s with the option's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+from facemark import paths
+from facemark.checkpoint import load_checkpoint
+from facemark.config import TrainConfig
+from facemark.errors import CheckpointError, UsageError
+from facemark.tasks import Task
+
+
+def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
+    """``cfg`` with the task's (and the arch's) defaults filled in and every value checked."""
+    defaults = dataclasses.asdict(task.defaults)
+    arch = cfg.arch or defaults.get("arch")
+    arch_hook = getattr(task, "arch_defaults", None)
+    if arch_hook is not None and arch is not None:
+        defaults.update(arch_hook(arch))
+    values = cfg.to_dict()
+    for key, value in defaults.items():
+        if values.get(key) is None:
+            values[key] = value
+    out = TrainConfig.from_dict(values)
+    _require((out.epochs or 0) >= 1, f"--epochs must be at least 1, got {out.epochs}")
+    _require((out.batch_size or 0) >= 1, f"--batch-size must be at least 1, got {out.batch_size}")
+    _require((out.lr or 0) > 0, f"--lr must be positive, got {out.lr}")
+    _require((out.weight_decay or 0) >= 0, f"--weight-decay must be >= 0, got {out.weight_decay}")
+    _require((out.img_size or 0) >= 16, f"--img-size must be at least 16, got {out.img_size}")
+    _require((out.balance or 0) >= 0, f"--balance must be >= 0, got {out.balance}")
+    for option, value in (("--balance", out.balance), ("--augment", out.augment)):
+        _require(
+            not value or hasattr(task, "sample_weights"),
+            f"{option} applies to landmark training, not --task {out.task}",
+        )
+    if not hasattr(task, "sample_weights"):  # the detector: one dataset root, split in place
+        from facemark.data import is_udacity
+
+        root = out.data_root
+        _require(
+            out.val_data is None and not isinstance(root, list) and is_udacity(root),
+            f"--task {out.task} trains on a dataset root only (the installed one or --data "
+            "ROOT); --data in other formats, several --data and --val-data are for landmarks",
+        )
+    if out.augment:  # a bad spec fails here, before any data is read
+        from facemark.transforms import AugmentConfig
+
+        AugmentConfig.with_overrides(out.augment)
+    if out.data_weights:
+        n_sources = len(out.data_root) if isinstance(out.data_root, list) else 1
+        _require(
+            len(out.data_weights) == n_sources,
+            f"--data-weight: {len(out.data_weights)} weight(s) for {n_sources} --data source(s);"
+            " give one per source",
+        )
+        _require(
+            all(math.isfinite(w) and w >= 0 for w in out.data_weights)
+            and sum(out.data_weights) > 0,
+            "--data-weight: weights must be >= 0 and not all 0",
+        )
+        _require(
+            out.task == "landmarks",
+            f"--data-weight applies to landmark training, not --task {out.task}",
+        )
+    _require(0 <= out.val_fraction < 1, f"--val-fraction must be in [0, 1), got {out.val_fraction}")
+    _require(out.workers is None or out.workers >= 0, f"--workers must be >= 0, got {out.workers}")
+    _require(
+        out.max_minutes is None or out.max_minutes > 0,
+        f"--max-minutes must be positive, got {out.max_minutes}",
+    )
+    return out
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise UsageError(message)
+
+
+def _resolve_resume(spec: str) -> Path:
+    """``--resume`` takes a checkpoint, a run folder or a run name."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        path = path / "last.pt"
+    elif not path.exists() and "/" not in spec and (paths.runs_dir() / spec).is_dir():
+        path = paths.runs_dir() / spec / "last.pt"
+    if not path.is_file():
+        raise UsageError(f"--resume: no checkpoint at {path}")
+    return path
+
+
+def config_for_resume(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any], Path | None]:
+    """The saved run's config; only epochs, time limit, device and workers may change.
+
+    Also returns the checkpoint's state and the run folder to continue in (None when a new
+    ``--name`` asks for a new one).
+    """
+    path = _resolve_resume(cfg.resume)
+    state = load_checkpoint(path, map_location="cpu")
+    if "optimizer" not in state or "config" not in state:
+        raise CheckpointError(
+            f"{path} cannot be resumed (it has no training state; use the run's last.pt)"
+        )
+    saved = TrainConfig.from_dict(state["config"])
+    changes = {
+        "resume": str(path),
+        "device": cfg.device,
+        "workers": cfg.workers,
+        "max_minutes": cfg.max_minutes,
+    }
+    if cfg.epochs is not None:
+        changes["epochs"] = cfg.epochs
+    resume_dir = path.parent if cfg.name is None else None
+    resumed = dataclasses.replace(
+        saved, **changes, name=saved.name if cfg.name is None else cfg.name
+    )
+    return resumed, state, resume_dir
