@@ -16,6 +16,16 @@ from torch import nn
 from facemark.errors import UsageError
 
 
+def set_threads(threads: int | None) -> None:
+    """Torch's CPU threads for this process (None leaves torch's choice): the one setter
+    behind every ``--threads`` and ``threads=``.  Torch's count is per process, not per model."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise UsageError(f"threads must be >= 1 (got {threads})")
+    torch.set_num_threads(int(threads))
+
+
 def resolve_device(device: str | None = "cpu") -> str:
     """A torch device string, checked, so a missing GPU is a clear error and not a traceback.
 

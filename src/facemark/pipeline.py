@@ -83,14 +83,9 @@ class FaceMarker:
         **detector_options: Any,
     ) -> None:
         from facemark import hub
-        from facemark.devices import resolve_device
+        from facemark.devices import resolve_device, set_threads
 
-        if threads is not None:  # torch's threads are per process: this sets them for all
-            import torch
-
-            if threads < 1:
-                raise UsageError(f"threads must be >= 1 (got {threads})")
-            torch.set_num_threads(threads)
+        set_threads(threads)  # torch's threads are per process: this sets them for all
 
         try:
             config = DetectorConfig(**detector_options) if detector_options else None

@@ -99,12 +99,10 @@ class AnnotateConfig:
 def load_marker(config: AnnotateConfig) -> FaceMarker:
     """The FaceMarker of a run's settings (threads applied); loaded ones are reused across
     calls (see :func:`_cached`), so a batch engine calling per block loads them once."""
+    from facemark.devices import set_threads
     from facemark.pipeline import FaceMarker
 
-    if config.threads is not None:
-        import torch
-
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
 
     specs = (config.detector, config.model)
     if all(isinstance(s, (str, os.PathLike)) for s in specs):

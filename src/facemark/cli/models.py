@@ -124,12 +124,10 @@ def export_cmd(
                facemark export my-run --format int8 --out my-run-int8.pt
     """
     from facemark import export
+    from facemark.devices import set_threads
     from facemark.errors import UsageError
 
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
     if fmt.lower() == EXPORT_INT8:
         if raw or dynamo or task not in (None, "landmarks"):
             raise UsageError("--raw, --dynamo and --task detector are not for --format int8")

@@ -21,12 +21,14 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         return
     import torch
 
+    from facemark.devices import set_threads
+
     before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
+    set_threads(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        set_threads(before)
 
 
 def _threads(device: str) -> int | None:
