@@ -42,6 +42,14 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(_decode(path))
 
 
+def check_decodes(source: str | os.PathLike | bytes) -> None:
+    """Decode ``source`` (a file or its bytes) without converting it: fails as every later
+    read would (an :class:`ImageReadError`), for checking files before they are installed."""
+    encoded = _EncodedImage(source) if isinstance(source, (bytes, bytearray)) else source
+    with _reading(encoded), Image.open(_source(encoded)) as im:
+        im.load()
+
+
 def _decode(path: str | os.PathLike | _EncodedImage) -> Image.Image:
     """The oriented RGB Pillow image of ``path`` (a file or an in-memory file)."""
     with _reading(path), Image.open(_source(path)) as im:

@@ -20,7 +20,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
 from rich.console import Console
 
 from facemark.download.disk import _disk_errors
@@ -33,6 +32,7 @@ from facemark.download.layout import (
 )
 from facemark.download.progress import _count_progress
 from facemark.errors import DataError
+from facemark.images import check_decodes, read_failure
 
 DECODE_THREADS = 4  # image verification; more rarely helps, the archive is read serially
 
@@ -157,10 +157,9 @@ def _parse_csv(data: bytes, csv_name: str) -> list[str]:
 
 def _check_image(data: bytes, where: str) -> None:
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-    except Exception as exc:  # Pillow raises many kinds for truncated or foreign files
-        raise DataError(f"image {where} cannot be decoded ({type(exc).__name__}: {exc})") from exc
+        check_decodes(data)  # the decoder every later read uses (facemark.images)
+    except DataError as exc:
+        raise DataError(f"image {where} cannot be decoded ({read_failure(exc)})") from None
 
 
 def _extract_verified(
