@@ -30,8 +30,8 @@ One command measures every detector on the same images and writes
    dlib's HOG detector + 68-point shape predictor (decode, detect, landmarks).
 
 facemark's detectors see photos the way ``facemark annotate`` does (through
-:class:`facemark.images.Photo`, so a big JPEG is decoded at reduced size); dlib and Haar get
-the full-size decoded pixels.  dlib runs in its own venv (``--dlib-python``, see
+:class:`facemark.images.Photo`: decoded in full, reduced by averaging to what the detector
+looks at); dlib and Haar get the full-size decoded pixels.  dlib runs in its own venv (``--dlib-python``, see
 benchmarks/README.md) by subprocess.  OpenCV and scikit-image are not facemark dependencies:
 used in-process when importable, else through ``--helper-python`` (a venv with
 ``opencv-python-headless<5``, ``scikit-image``, numpy and Pillow), which runs this file with
@@ -518,7 +518,7 @@ class OursRunner(Runner):
 
     def detect(self, images: dict[str, Any]) -> dict[str, Boxes]:
         """Paths are opened by the pipeline's own ``as_photo`` (as ``FaceMarker(path)`` and
-        annotate do: a big JPEG decoded at reduced size), arrays wrapped as they are."""
+        annotate do: decoded in full, reduced for the detector), arrays wrapped as they are."""
         from facemark.pipeline import as_photo
 
         out = {}
@@ -882,7 +882,7 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             f"`{pipe['file']}`: ms from the file to 68 keypoints per face (decode, detect, "
             'landmarks; median). facemark: `FaceMarker(detector=..., model="default")(path)`, '
-            "which decodes the JPEG at reduced size for detection; dlib: full decode, HOG, "
+            "which decodes it in full and reduces it for detection; dlib: full decode, HOG, "
             "shape predictor per face.",
             "",
         ]
