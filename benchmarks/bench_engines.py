@@ -4,7 +4,8 @@
 
 For each engine: start-up (Ray: ``ray.init``; every engine: loading the models), the
 marginal cost per image (the run over the photos twice minus the run over them once, so
-start-up and the first batch's warm-up cancel), and writing the records (JSONL and Parquet).
+start-up and the first batch's warm-up cancel; for Ray also the time its actor spends per
+image, without Ray's scheduling and transfers), and writing the records (JSONL, Parquet).
 All three run the same ``FaceMarker.annotate`` with the same torch threads; Ray gets one
 actor (the default on 2 CPUs).  The records of each engine are compared with the single
 process's (largest keypoint difference in px).  Medians over ``--repeats``.  Writes
@@ -45,6 +46,19 @@ def _timed(fn) -> tuple[float, object]:
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
+
+
+class _Steady:
+    """A long-lived Ray actor holding one predictor, as a big job's actors are."""
+
+    def __init__(self, threads: int, measure) -> None:
+        import facemark.ray as fray
+
+        self.predictor = fray.FaceMarkerPredictor(threads=threads)
+        self._measure = measure
+
+    def measure(self) -> float:
+        return self._measure(self.predictor)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,13 +140,26 @@ def main(argv: list[str] | None = None) -> int:
     init_s, _ = _timed(
         lambda: ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     )
+    import pyarrow as pa
+
     import facemark.ray as fray
 
+    class TimedPredictor(fray.FaceMarkerPredictor):
+        """The actor's own time per image, in a column the benchmark reads and drops."""
+
+        def __call__(self, batch):
+            start = time.perf_counter()
+            table = super().__call__(batch)
+            each = (time.perf_counter() - start) * 1000 / max(table.num_rows, 1)
+            return table.append_column("worker_ms", pa.array([each] * table.num_rows))
+
     def ray_run(paths: list[str]) -> list:
-        return fray.annotate(paths, threads=args.threads).take_all()
+        return fray.annotate(paths, threads=args.threads, predictor=TimedPredictor).take_all()
 
     first_s, rows = _timed(lambda: ray_run(photos))
-    r_once = [_timed(lambda: ray_run(photos))[0] for _ in range(args.repeats)]
+    runs = [_timed(lambda: ray_run(photos)) for _ in range(args.repeats)]
+    r_once = [t for t, _ in runs]
+    in_worker = statistics.median(sum(r["worker_ms"] for r in rows) / len(rows) for _, rows in runs)
     r_twice = [_timed(lambda: ray_run(doubled))[0] for _ in range(args.repeats)]
     with tempfile.TemporaryDirectory() as tmp:
         ds = fray.annotate(photos, threads=args.threads).materialize()
@@ -145,14 +172,34 @@ def main(argv: list[str] | None = None) -> int:
         "ms_per_image": round(
             (statistics.median(r_twice) - statistics.median(r_once)) / len(photos) * 1000, 1
         ),
+        "ms_per_image_in_worker": round(in_worker, 1),
         "write_parquet_ms": round(r_parquet * 1000, 1),
         "write_json_ms": round(r_json * 1000, 1),
         "max_keypoint_diff_px": _largest_difference(rows, reference),
     }
+    # the same predictor on the same batch, in this process and in a warmed Ray actor: the
+    # per-image cost of the work itself, without Ray Data's scheduling, reads and cold actors
+    batch = {"bytes": [Path(p).read_bytes() for p in photos], "path": photos}
+
+    def per_image(predictor: fray.FaceMarkerPredictor) -> float:
+        predictor(batch)  # warm-up
+        times = [_timed(lambda: predictor(batch))[0] for _ in range(args.repeats)]
+        return statistics.median(times) * 1000 / len(photos)
+
+    actor = ray.remote(num_cpus=1)(_Steady).remote(args.threads, per_image)
+    in_actor = ray.get(actor.measure.remote())
+    ray.kill(actor)
+    in_process = per_image(fray.FaceMarkerPredictor(threads=args.threads))
+    result["ray"]["steady_ms_per_image_in_actor"] = round(in_actor, 1)
+    result["ray"]["steady_ms_per_image_in_process"] = round(in_process, 1)
+    result["ray_actor_vs_process_steady"] = round(in_actor / in_process, 2)
     ray.shutdown()
     shutil.rmtree(work, ignore_errors=True)
     result["ray_vs_process"] = round(
         result["ray"]["ms_per_image"] / result["process"]["ms_per_image"], 2
+    )
+    result["ray_worker_vs_process"] = round(
+        result["ray"]["ms_per_image_in_worker"] / result["process"]["ms_per_image"], 2
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

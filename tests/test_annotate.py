@@ -376,12 +376,26 @@ def test_the_api_returns_an_error_record_instead_of_raising(tmp_path: Path) -> N
     assert by_source[str(tmp_path / "bad.png")].error == "not an image Pillow can read"
     alone = run_stub(good)
     assert by_source[str(good)].to_dict() == alone[0] and by_source[str(good)].ok
-    memory = [r for r in results if r.source is None]
+    memory = [r for r in results if r.source.startswith("memory/")]
     assert [r.error for r in memory] == [
         "not an image Pillow can read",
         "expected an (H, W, 3) image, got shape (4, 4, 2)",
     ]
     assert facemark.annotate([], model=StubLandmarker(), detector=StubDetector()) == []
+
+
+def test_images_in_memory_keep_their_records_across_runs(tmp_path: Path) -> None:
+    """An image given in memory is named by its content (memory/<hash>.png), so a re-run
+    into the same folder keeps its record, and annotating it again replaces it."""
+    good = square_image(tmp_path / "in" / "a.jpg")
+    pixels = np.asarray(Image.open(good).convert("RGB"))
+    out = tmp_path / "out"
+    first = run_stub([good, pixels], out)
+    name = first[1]["image"]
+    assert name.startswith("memory/") and (out / name).is_file()
+    run_stub([good], out)
+    run_stub([pixels.copy()], out)  # the same pixels: the same name, its record replaced
+    assert sorted(r["image"] for r in jsonl(out / "annotations.jsonl")) == sorted([str(good), name])
 
 
 # --------------------------------------------------------------------------- outputs

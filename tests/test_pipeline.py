@@ -178,9 +178,9 @@ def test_import_sets_passive_openmp_unless_the_user_chose() -> None:
 
 
 @needs_photos
-def test_a_big_jpeg_decoded_small_finds_its_small_faces(tmp_path: Path) -> None:
+def test_a_big_photo_seen_reduced_finds_its_small_faces(tmp_path: Path) -> None:
     """The detector's passes and ``min_face`` follow the full-size photo, not the reduced
-    view the pipeline decodes for it (a 12 MP photo is decoded at 1/4)."""
+    view the pipeline gives the detector (a 12 MP photo reduced to 1/4)."""
     group = Image.open(PHOTOS / "insightface_t1.jpg").convert("RGB")  # 6 faces
     tile = group.resize((group.width // 3, group.height // 3))  # faces ~33-45 px wide
     canvas = Image.new("RGB", (4352, 2904), (90, 100, 110))

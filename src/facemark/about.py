@@ -17,13 +17,13 @@ def report() -> dict[str, Any]:
 
     import torch
 
-    from facemark import download, paths
-    from facemark.hub import BUNDLED
+    from facemark import download, paths, registry
+    from facemark.config import TASKS
 
     weights = paths.bundled_weights_dir()
     # the names --model and --detector take, by task (aliases of one file together)
     models = []
-    for task, names in BUNDLED.items():
+    for task, names in ((task, registry.bundled(task)) for task in TASKS):
         option = "--model" if task == "landmarks" else "--detector"
         by_file: dict[str, list[str]] = {}
         for name, file in names.items():

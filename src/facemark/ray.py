@@ -23,6 +23,7 @@ With ``gpu=True`` each actor takes one GPU and the actors number the GPUs.
 from __future__ import annotations
 
 import glob
+import io
 import os
 from typing import Any
 
@@ -32,7 +33,7 @@ try:
 except ImportError:  # one line, naming the extra that brings Ray
     raise ImportError("facemark.ray needs Ray Data: pip install 'facemark[ray]'") from None
 
-from facemark.annotator import IMAGE_SUFFIXES, AnnotateConfig, load_marker
+from facemark.annotator import IMAGE_SUFFIXES, AnnotateConfig, load_marker, run
 from facemark.errors import UsageError
 from facemark.results import to_arrow
 
@@ -51,20 +52,31 @@ class FaceMarkerPredictor:
     """
 
     def __init__(self, **options: Any) -> None:
-        self.config = AnnotateConfig.from_options(**options)
+        self.config = AnnotateConfig.from_options(**{"draw": False, **options})
         self.config.check()
-        self.marker = load_marker(self.config)
+        load_marker(self.config)  # now, once per actor; run() finds it loaded
 
     def __call__(self, batch: dict[str, Any]) -> Any:
-        images = [bytes(b) for b in batch["bytes"]]
-        names = [str(p) for p in batch["path"]]
-        results = self.marker.annotate(images, names, self.config.min_confidence)
+        # The engine facemark annotate runs: decoding in a thread ahead of the models, so an
+        # actor overlaps the two as the CLI does; each image named by its path.
+        files = []
+        for data, path in zip(batch["bytes"], batch["path"], strict=True):
+            file = io.BytesIO(bytes(data))
+            file.name = str(path)
+            files.append(file)
+        results: list[Any] = []
+        run(files, None, self.config, on_record=results.append, on_warning=_quiet, strict=False)
         return to_arrow(results)
 
 
-def read_images(source: Any, recursive: bool = True) -> ray.data.Dataset:
-    """A Dataset of ``bytes`` and ``path`` from a folder, a file, a glob pattern, a list of
-    those, or any URI Ray reads (``s3://``, ``gs://``, ...); a Dataset passes through."""
+def _quiet(message: str) -> None:
+    """Failed images are rows with ``error`` set; a warning per image would only be noise."""
+
+
+def read_images(source: Any) -> ray.data.Dataset:
+    """A Dataset of ``bytes`` and ``path`` from a folder (read with its subfolders), a file, a
+    glob pattern, a list of those, or any URI Ray reads (``s3://``, ``gs://``, ...); a
+    Dataset passes through."""
     if isinstance(source, ray.data.Dataset):
         missing = {"bytes", "path"} - set(source.schema().names)
         if missing:
@@ -93,13 +105,15 @@ def annotate(
     threads: int = 1,
     concurrency: int | None = None,
     batch_size: int = BATCH_SIZE,
+    predictor: type[FaceMarkerPredictor] = FaceMarkerPredictor,
     **options: Any,
 ) -> ray.data.Dataset:
     """The faces of every image in ``source`` as a lazy Dataset, one row per image.
 
     ``source``: see :func:`read_images`.  ``threads``: torch threads (and CPUs reserved) per
     actor.  ``concurrency``: the number of actors (default: the cluster's CPUs divided by
-    ``threads``, less one CPU for reading; with ``gpu``, the cluster's GPUs).  Other
+    ``threads``, less one CPU for reading; with ``gpu``, the cluster's GPUs).
+    ``predictor``: a subclass of :class:`FaceMarkerPredictor` (to add columns, say).  Other
     ``options`` as :func:`facemark.annotate` takes them.  Starts a local Ray when none runs.
     """
     if threads < 1:
@@ -120,7 +134,7 @@ def annotate(
         remote = {"num_cpus": min(threads, max(cpus - 1, 0.5))}
     images = read_images(source)
     return images.map_batches(
-        FaceMarkerPredictor,
+        predictor,
         fn_constructor_kwargs={"threads": threads, **options},
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=actors),

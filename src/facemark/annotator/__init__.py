@@ -10,8 +10,8 @@ per image, whose ``to_dict()`` is::
 
 in pixels of the image as a viewer shows it (EXIF orientation applied), coordinates rounded to
 two decimals.  With ``out`` it also writes ``annotations.jsonl`` (one such line per image) and,
-as asked, annotated copies, a dataset-style CSV, a COCO keypoints JSON and iBUG ``.pts``
-files.  See docs/annotate.md.
+as asked, annotated copies, a dataset-style CSV, a COCO keypoints JSON, a Parquet table
+and iBUG ``.pts`` files.  See docs/annotate.md.
 
 How a run is organised, and why:
 

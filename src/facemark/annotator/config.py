@@ -46,8 +46,6 @@ class AnnotateConfig:
     csv: bool = False
     #: Also write annotations.coco.json (COCO keypoints, for labelling tools).
     coco: bool = False
-    #: Also write annotations.parquet (one row per image, faces nested; needs pyarrow).
-    parquet: bool = False
     #: Also write one iBUG .pts file per face.
     pts: bool = False
     #: Resume: skip images already in the output's annotations*.jsonl.
@@ -64,6 +62,8 @@ class AnnotateConfig:
     #: leaves torch's own choice and decodes with up to 4 threads of the CPUs this process
     #: may use (:func:`available_cpus`).
     threads: int | None = None
+    #: Also write annotations.parquet (one row per image, faces nested; needs pyarrow).
+    parquet: bool = False
 
     def check(self) -> None:
         self.detection.check()

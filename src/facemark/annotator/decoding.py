@@ -6,14 +6,10 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 from facemark.annotator.inputs import InputImage
 from facemark.errors import DataError, UsageError
 from facemark.images import Photo, read_failure
-
-if TYPE_CHECKING:  # the pipeline imports torch: loaded when a run starts, not with the CLI
-    pass
 
 
 def available_cpus() -> int:

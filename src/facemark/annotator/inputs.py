@@ -220,13 +220,33 @@ def _is_single(inputs: Any) -> bool:
 
 
 def _in_memory(images: Sequence[Any]) -> list[InputImage]:
-    """Images given in memory, named by their file name where they have one; their outputs
-    (annotated copies, .pts) are ``memory/<n>.png`` under the output folder."""
+    """Images given in memory.  Their outputs (annotated copy, ``.pts``) are
+    ``memory/<hash>.png`` under the output folder, named by a hash of their content, which is
+    also what their record calls them unless they have a file name: so annotating the same
+    image again replaces its record instead of adding one, as for files."""
     from facemark.pipeline import source_name
 
     items = []
-    for k, data in enumerate(images, 1):
+    for data in images:
         name = source_name(data)
-        rel = PurePath("memory", f"{k:06d}.png")
-        items.append(InputImage(Path(name or "-"), name, "", rel, rel.stem, data=data))
+        if hasattr(data, "read"):  # read once: hashing must not use up the file object
+            raw = data.read()
+            data = raw if isinstance(raw, (bytes, bytearray)) else data
+        rel = PurePath("memory", f"{_content_hash(data)}.png")
+        items.append(InputImage(Path(name or "-"), name or rel.as_posix(), "", rel, rel.stem, data))
     return items
+
+
+def _content_hash(data: Any) -> str:
+    """12 hex digits of a SHA-1 over the image's bytes (pixels and shape for arrays)."""
+    digest = hashlib.sha1()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        digest.update(bytes(data))
+    elif hasattr(data, "mode") and hasattr(data, "tobytes"):  # a Pillow image
+        digest.update(f"{data.mode}{data.size}".encode())
+        digest.update(data.tobytes())
+    else:
+        arr = np.ascontiguousarray(np.asarray(data))
+        digest.update(f"{arr.dtype}{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()[:12]

@@ -200,20 +200,28 @@ def merge_records(path: Path) -> tuple[int, int]:
     """
     if not path.is_file():
         return 0, 0
-    last: dict[str, int] = {}
-    count = 0
-    for index, record in enumerate(read_jsonl(path)):
-        last[_image_key(str(record.get("image", "")))] = index
-        count = index + 1
-    replaced = count - len(last)
+    with open(path, encoding="utf-8") as old:
+        lines = [line for line in old if line.strip()]
+    keys = [_record_key(line) for line in lines]  # None: not a record (a line cut short)
+    last = {key: index for index, key in enumerate(keys) if key is not None}
+    replaced = sum(key is not None for key in keys) - len(last)
     if replaced:
         keep = set(last.values())
         with atomic_write(path, "w") as fh:
-            with open(path, encoding="utf-8") as old:
-                for index, line in enumerate(line for line in old if line.strip()):
-                    if index in keep:
-                        fh.write(line if line.endswith("\n") else line + "\n")
+            for index, line in enumerate(lines):
+                if index in keep:
+                    fh.write(line if line.endswith("\n") else line + "\n")
     return len(last), replaced
+
+
+def _record_key(line: str) -> str | None:
+    """Which image a JSONL line records (None for a line that is no record)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    image = record.get("image") if isinstance(record, dict) else None
+    return _image_key(image) if isinstance(image, str) else None
 
 
 def recorded_images(out: Path) -> set[str]:

@@ -117,6 +117,7 @@ def train_cmd(
         help="Pose-balanced sampling: draw each face with weight (share of its yaw bin)^-balance; "
         "0 = plain shuffling.",
     ),
+    hflip: float | None = typer.Option(None, "--hflip", hidden=True),
     config: str | None = typer.Option(
         None,
         "--config",
@@ -142,7 +143,11 @@ def train_cmd(
 
     Examples:  facemark train   |   facemark train --gpu --arch integral --name int1
     """
+    from facemark.errors import UsageError
     from facemark.train import train
+
+    if hflip is not None:  # gone: one setting for mirroring, which the detector refuses
+        raise UsageError(f"--hflip is gone: use --augment p_flip={hflip:g}")
 
     sources = list(data or [])
     options = dict(

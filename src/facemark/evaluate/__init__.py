@@ -66,8 +66,8 @@ from facemark.evaluate.tables import (
 )
 from facemark.evaluate.timing import TIMING_BATCHES, time_inference
 
-# The yaw bins of the subsets come from facemark.metrics; ``evaluate.yaw_proxy`` etc. stay.
-from facemark.metrics import YAW_BINS, bin_index, yaw_proxy
+# Pieces from facemark.metrics that evaluate's public API has always offered.
+from facemark.metrics import YAW_BINS, average_ranks, bin_index, spearman, yaw_proxy
 
 __all__ = [
     "evaluate",
@@ -111,4 +111,6 @@ __all__ = [
     "write_subsets_csv",
     "write_worst_gallery",
     "yaw_proxy",
+    "spearman",
+    "average_ranks",
 ]

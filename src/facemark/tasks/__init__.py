@@ -1,7 +1,7 @@
 """Trainable tasks: what :func:`facemark.train.train` needs to know about each.
 
 A task says how to build its network, read its data, compute its loss and validate; the
-training loop (``train.py``) does everything else the same way for all of them.  Each task
+training loop (:mod:`facemark.train`) does everything else the same way for all of them.  Each task
 declares its training defaults once, as a :class:`TaskDefaults`; ``facemark train --help``
 shows them from there.
 """

@@ -1,10 +1,10 @@
-"""The training loop shared by every task: landmarks here, the face detector in detection.py.
+"""The training loop shared by every task (landmarks, the face detector: :mod:`facemark.tasks`).
 
-A *task* (see :class:`Task`) says what to build, what to feed it, how to score it; this package
-does everything else the same way for all of them: device choice, seeding, AdamW with a
-warm-up + cosine schedule, mixed precision on CUDA, gradient clipping, rich progress, run
-records, checkpoints that resume exactly, Ctrl-C handling, a time limit, and
-DistributedDataParallel when started by ``torchrun``.
+A *task* (see :class:`facemark.tasks.Task`) says what to build, what to feed it, how to
+score it; this package does everything else the same way for all of them: device choice,
+seeding, AdamW with a warm-up + cosine schedule, mixed precision on CUDA, gradient clipping,
+rich progress, run records, checkpoints that resume exactly, Ctrl-C handling, a time limit,
+and DistributedDataParallel when started by ``torchrun``.
 
 Exact resumption rests on three things: the sample order is a pure function of
 ``(seed, epoch)`` (:class:`EpochSampler`), augmentation randomness is a pure function of
