@@ -111,8 +111,8 @@ def to_rgb_image(im: Image.Image) -> Image.Image:
         gray8 = np.clip(np.rint(gray * (255.0 / scale)), 0, 255).astype(np.uint8)
         return Image.fromarray(np.repeat(gray8[:, :, None], 3, axis=2), "RGB")
     if "A" in im.mode or "a" in im.mode or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        if rgba.getextrema()[3][0] < 255:
+        rgba = im if im.mode == "RGBA" else im.convert("RGBA")
+        if rgba.getchannel("A").getextrema()[0] < 255:  # some transparency: composite
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             rgba = Image.alpha_composite(white, rgba)
         return rgba.convert("RGB")
