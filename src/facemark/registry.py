@@ -14,14 +14,15 @@ name the export builders above it without importing them.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from facemark.config import TASKS
+from facemark.lazy import resolve
 
-#: A class or function, or its ``"package.module:attribute"`` path (imported on first use).
+#: A class or function, or its ``"package.module:attribute"`` path (imported on first use,
+#: :func:`facemark.lazy.resolve`).
 Ref = str | Callable[..., Any]
 
 #: In :attr:`Backend.archs`: every arch of the task that no other backend names.
@@ -30,10 +31,7 @@ ANY_ARCH = "*"
 
 def load(ref: Ref) -> Any:
     """The object ``ref`` names, importing its module if it is given as a path."""
-    if not isinstance(ref, str):
-        return ref
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return resolve(ref) if isinstance(ref, str) else ref
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,7 @@ The modules, by concern (each imports its siblings, never this package):
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from facemark.data.decoding import ImageReader, folder_reader
 from facemark.data.faces import (
@@ -83,6 +82,7 @@ from facemark.data.udacity import (
     load_split,
     split_sizes,
 )
+from facemark.lazy import attach
 
 if TYPE_CHECKING:
     from facemark.data.torch_view import LandmarkDataset
@@ -145,9 +145,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'facemark.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+__getattr__, __dir__ = attach(globals(), _LAZY)

@@ -41,14 +41,12 @@ One module per concern; this package only gathers their public names:
 * :mod:`~facemark.export.int8`: :func:`export_int8`;
 * :mod:`~facemark.export.report`: the tables and notes the CLI prints.
 
-This package imports torch only when it exports, so the CLI can read its constants cheaply.
+The exporters are imported when something is exported, so the CLI reads the constants
+without loading them (nor torch).
 """
 
 from __future__ import annotations
 
-from facemark.export.exporter import export_model
-from facemark.export.int8 import Int8Result, export_int8, split_crops
-from facemark.export.network import Network, load_network, resolve
 from facemark.export.options import (
     DEFAULT_OPSET,
     DETECTOR_CHECK_HW,
@@ -61,10 +59,27 @@ from facemark.export.options import (
     SUFFIXES,
     TOLERANCE,
 )
-from facemark.export.parity import check_parity
-from facemark.export.readback import read_metadata, runner
-from facemark.export.report import int8_notes, int8_table, result_notes, results_table
-from facemark.export.result import ExportResult, Timing
+from facemark.lazy import attach
+
+#: The exporters, imported when something is exported (see facemark.lazy).
+_LAZY: dict[str, str] = {
+    "export_model": "facemark.export.exporter",
+    "Int8Result": "facemark.export.int8",
+    "export_int8": "facemark.export.int8",
+    "split_crops": "facemark.export.int8",
+    "Network": "facemark.export.network",
+    "load_network": "facemark.export.network",
+    "resolve": "facemark.export.network",
+    "check_parity": "facemark.export.parity",
+    "read_metadata": "facemark.export.readback",
+    "runner": "facemark.export.readback",
+    "int8_notes": "facemark.export.report",
+    "int8_table": "facemark.export.report",
+    "result_notes": "facemark.export.report",
+    "results_table": "facemark.export.report",
+    "ExportResult": "facemark.export.result",
+    "Timing": "facemark.export.result",
+}
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -77,21 +92,7 @@ __all__ = [
     "METADATA_FILE",
     "SUFFIXES",
     "TOLERANCE",
-    "ExportResult",
-    "Int8Result",
-    "Network",
-    "Timing",
-    "check_parity",
-    "export_int8",
-    "export_model",
-    "int8_notes",
-    "int8_table",
-    "load_network",
-    "read_metadata",
-    "resolve",
-    "result_notes",
-    "results_table",
-    "runner",
-    "split_crops",
-    # private, but benchmarks/bench_landmarks.py builds its decoded torch model with it
+    *_LAZY,
 ]
+
+__getattr__, __dir__ = attach(globals(), _LAZY)

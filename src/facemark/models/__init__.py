@@ -37,9 +37,7 @@ imported with this package; the networks (and torch) on first use of their names
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from facemark.lazy import attach
 from facemark.models.arch import (
     ARCHS,
     DEFAULT_ARCH,
@@ -51,19 +49,19 @@ from facemark.models.arch import (
 
 #: public name -> the submodule that defines it (imports torch), loaded on first use.
 _LAZY: dict[str, str] = {
-    "Backbone": "blocks",
-    "BasicBlock": "blocks",
-    "Normalize": "blocks",
-    "Pyramid": "blocks",
-    "conv_bn": "blocks",
-    "count_parameters": "blocks",
-    "fp32": "blocks",
-    "fuse_batchnorm": "blocks",
-    "HeatmapNet": "heatmap",
-    "IntegralNet": "integral",
-    "RegressionNet": "regression",
-    "wing_loss": "regression",
-    "UdacityNet": "udacity",
+    "Backbone": "facemark.models.blocks",
+    "BasicBlock": "facemark.models.blocks",
+    "Normalize": "facemark.models.blocks",
+    "Pyramid": "facemark.models.blocks",
+    "conv_bn": "facemark.models.blocks",
+    "count_parameters": "facemark.models.blocks",
+    "fp32": "facemark.models.blocks",
+    "fuse_batchnorm": "facemark.models.blocks",
+    "HeatmapNet": "facemark.models.heatmap",
+    "IntegralNet": "facemark.models.integral",
+    "RegressionNet": "facemark.models.regression",
+    "wing_loss": "facemark.models.regression",
+    "UdacityNet": "facemark.models.udacity",
 }
 
 __all__ = [
@@ -77,15 +75,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = attach(globals(), _LAZY)

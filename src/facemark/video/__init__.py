@@ -20,11 +20,8 @@ PyAV nor torch (the CLI and ``annotator`` import it for ``VideoConfig`` and the 
 
 from __future__ import annotations
 
-from facemark.video.annotate import VideoResult, annotate_video, output_paths
+from facemark.lazy import attach
 from facemark.video.config import VideoConfig
-from facemark.video.decoding import Decoded, Frame, decode
-from facemark.video.openface import CSV_COLUMNS, csv_rows
-from facemark.video.overlay import overlay_path
 from facemark.video.probe import (
     INSTALL_HINT,
     VIDEO_SUFFIXES,
@@ -33,32 +30,36 @@ from facemark.video.probe import (
     is_video,
     require_av,
 )
-from facemark.video.records import frame_record, poses_of
-from facemark.video.smoothing import OneEuro
-from facemark.video.timing import Timing
-from facemark.video.tracker import Track, Tracker
+
+#: The steps of a video run, imported when a video is annotated (see facemark.lazy): the CLI
+#: and ``annotator`` only need the options and the suffixes above.
+_LAZY: dict[str, str] = {
+    "VideoResult": "facemark.video.annotate",
+    "annotate_video": "facemark.video.annotate",
+    "output_paths": "facemark.video.annotate",
+    "Decoded": "facemark.video.decoding",
+    "Frame": "facemark.video.decoding",
+    "decode": "facemark.video.decoding",
+    "CSV_COLUMNS": "facemark.video.openface",
+    "csv_rows": "facemark.video.openface",
+    "overlay_path": "facemark.video.overlay",
+    "frame_record": "facemark.video.records",
+    "poses_of": "facemark.video.records",
+    "OneEuro": "facemark.video.smoothing",
+    "Timing": "facemark.video.timing",
+    "Track": "facemark.video.tracker",
+    "Tracker": "facemark.video.tracker",
+}
 
 __all__ = [
-    "CSV_COLUMNS",
     "INSTALL_HINT",
     "VIDEO_SUFFIXES",
-    "Decoded",
-    "Frame",
-    "OneEuro",
-    "Timing",
-    "Track",
-    "Tracker",
     "VideoConfig",
-    "VideoResult",
-    "annotate_video",
-    "csv_rows",
-    "decode",
-    "frame_record",
     "frames_to_read",
     "has_video_suffix",
     "is_video",
-    "output_paths",
-    "overlay_path",
-    "poses_of",
     "require_av",
+    *_LAZY,
 ]
+
+__getattr__, __dir__ = attach(globals(), _LAZY)
