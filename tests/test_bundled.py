@@ -16,7 +16,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 import facemark
-from facemark import hub, paths
+from facemark import hub, paths, registry
 from facemark.checkpoint import load_checkpoint
 from facemark.cli import app
 from facemark.files import sha256_file
@@ -36,7 +36,7 @@ def test_bundled_files_are_small_and_match_their_cards() -> None:
         card = info[task]
         # the card's file by its bundled name (the detector card describes facemark's own
         # detector, detector.pt, bundled as "facemark"; "default" is now YuNet)
-        name = next(alias for alias, file in hub.BUNDLED[task].items() if file == card["file"])
+        name = next(alias for alias, file in registry.bundled(task).items() if file == card["file"])
         path = hub.resolve_model(name, task)
         assert path == WEIGHTS / card["file"]
         assert path.stat().st_size == card["bytes"] and sha256_file(path) == card["sha256"]

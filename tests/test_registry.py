@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from facemark import hub, registry
+from facemark import registry
 from facemark.detectors import Detections, Detector, DetectorConfig
 from facemark.errors import UsageError
 from facemark.hub import load_detector
@@ -39,7 +39,7 @@ def test_a_detector_registered_with_one_line_is_found_by_name() -> None:
 
 
 def test_the_bundled_names_are_derived_from_the_registry() -> None:
-    assert hub.BUNDLED == {
+    assert {task: registry.bundled(task) for task in ("landmarks", "detector")} == {
         "landmarks": {"default": "landmarks.pt", "default-int8": "landmarks-int8.pt"},
         "detector": {
             "default": "yunet_n.pt",
@@ -49,7 +49,13 @@ def test_the_bundled_names_are_derived_from_the_registry() -> None:
             "facemark": "detector.pt",
         },
     }
-    assert list(hub.BUNDLED["detector"]) == ["default", "yunet", "yunet_n", "yunet_s", "facemark"]
+    assert list(registry.bundled("detector")) == [
+        "default",
+        "yunet",
+        "yunet_n",
+        "yunet_s",
+        "facemark",
+    ]
 
 
 def test_checkpoints_go_to_the_backend_of_their_arch() -> None:
@@ -73,7 +79,7 @@ def test_the_registry_and_the_arch_parser_import_no_torch() -> None:
         "from facemark.models.arch import parse_arch\n"
         "from facemark import models\n"
         "assert models.parse_arch('heatmap:stride=16')[1] == {'stride': 16}\n"
-        "assert hub.BUNDLED and registry.find('yunet', 'detector')\n"
+        "assert hub.resolve_model and registry.find('yunet', 'detector')\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -39,10 +39,6 @@ if TYPE_CHECKING:
     from facemark.detectors.base import Detector, DetectorConfig
     from facemark.landmarker import Landmarker
 
-#: The names of the bundled checkpoints, per task: name -> file in ``weights/``, aliases of
-#: one file together, as :mod:`facemark.registry` declares them.  For the code that reads
-#: them here; this module asks the registry itself, so entries registered later count too.
-BUNDLED: dict[str, dict[str, str]] = {task: registry.bundled(task) for task in TASKS}
 
 #: Metrics shown by ``facemark models``, most preferred first (lower is better for all).
 _METRIC_PREFERENCE = ("nme_io", "val_nme_io", "miss_rate", "val_loss", "loss")
@@ -493,7 +489,6 @@ def _val_metric(payload: dict[str, Any]) -> tuple[str | None, float | None]:
 
 
 __all__ = [
-    "BUNDLED",
     "cached_path",
     "fetch_url",
     "list_models",

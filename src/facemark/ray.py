@@ -52,7 +52,7 @@ class FaceMarkerPredictor:
     """
 
     def __init__(self, **options: Any) -> None:
-        self.config = AnnotateConfig.from_options(**{"draw": False, **options})
+        self.config = AnnotateConfig.from_options(**options)
         self.config.check()
         load_marker(self.config)  # now, once per actor; run() finds it loaded
 

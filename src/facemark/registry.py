@@ -3,8 +3,8 @@
 A :class:`Backend` says once which checkpoint architectures of a task it runs, the class that
 runs them and the function that wraps them for ``facemark export``; an :class:`Entry` is a
 name ``--model`` / ``--detector`` accept, with its backend, its bundled weights file and its
-aliases.  :mod:`facemark.hub` (the bundled names, ``BUNDLED``, :func:`~facemark.hub.
-load_detector`) and :func:`facemark.export.load_network` read this table, so a new detector
+aliases.  :mod:`facemark.hub` (resolving names, :func:`~facemark.hub.load_detector`),
+``facemark info`` and :func:`facemark.export.load_network` read this table, so a new detector
 backend is one new module in ``detectors/`` plus one :class:`Entry` line in :data:`ENTRIES`.
 
 Torch-free and import-light: classes and functions are named ``"package.module:attribute"``

@@ -106,7 +106,8 @@ class ImageResult:
 # --------------------------------------------------------------------------- Arrow
 
 
-def _pyarrow() -> Any:
+def require_pyarrow() -> Any:
+    """pyarrow, or one line naming the extra (checked before a run that will need it)."""
     try:
         import pyarrow
     except ImportError:
@@ -120,7 +121,7 @@ def arrow_schema() -> Any:
     """The Arrow schema of annotation records: one row per image or video frame, faces
     nested.  Fields a record lacks (``video`` for a photo, ``error`` for a good image,
     ``pose`` when not computed) are null."""
-    pa = _pyarrow()
+    pa = require_pyarrow()
     floats = pa.list_(pa.float64())
     pose = pa.struct(
         [
@@ -162,7 +163,7 @@ def arrow_schema() -> Any:
 def to_arrow(records: Iterable[Mapping[str, Any] | ImageResult]) -> Any:
     """A ``pyarrow.Table`` of records (dicts as in annotations.jsonl, or ImageResults) in
     :func:`arrow_schema`."""
-    pa = _pyarrow()
+    pa = require_pyarrow()
     rows = [r.to_dict() if isinstance(r, ImageResult) else r for r in records]
     return pa.Table.from_pylist(rows, schema=arrow_schema())
 
@@ -178,8 +179,3 @@ def write_parquet(records: Iterable[Mapping[str, Any] | ImageResult], path: Any)
     with atomic_write(path) as fh:
         pq.write_table(table, fh)
     return table.num_rows
-
-
-def require_pyarrow() -> None:
-    """Fail before any work when Parquet output is asked for without pyarrow."""
-    _pyarrow()

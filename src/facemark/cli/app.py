@@ -117,11 +117,9 @@ def resolve_device(ctx: typer.Context, device: str, gpu: bool) -> str:
     """The device a command runs on: ``--gpu`` means CUDA (``--device cuda:N`` picks the
     card) for every command, and contradicts an explicit other ``--device``.  Whether a GPU is
     usable is checked where the device is opened, with one message for all commands."""
-    if not gpu:
+    if not gpu or device.startswith("cuda"):
         return device
     explicit = ctx.get_parameter_source("device") == click_core.ParameterSource.COMMANDLINE
-    if device.startswith("cuda"):
-        return device
     if explicit and device != "auto":
         raise UsageError(f"--gpu contradicts --device {device}")
     return "cuda"
