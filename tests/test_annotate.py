@@ -384,6 +384,18 @@ def test_the_api_returns_an_error_record_instead_of_raising(tmp_path: Path) -> N
     assert facemark.annotate([], model=StubLandmarker(), detector=StubDetector()) == []
 
 
+def test_results_come_in_the_order_of_the_inputs_failures_included(tmp_path: Path) -> None:
+    good = square_image(tmp_path / "good.jpg")
+    pixels = np.asarray(Image.open(good).convert("RGB"))
+    with pytest.warns(an.AnnotateWarning):
+        results = facemark.annotate(
+            [pixels, b"garbage", pixels[::-1].copy(), b"more garbage"],
+            model=StubLandmarker(),
+            detector=StubDetector(),
+        )  # one batch: the failures were reported before the batch's images
+    assert [r.ok for r in results] == [True, False, True, False]
+
+
 def test_images_in_memory_keep_their_records_across_runs(tmp_path: Path) -> None:
     """An image given in memory is named by its content (memory/<hash>.png), so a re-run
     into the same folder keeps its record, and annotating it again replaces it."""

@@ -247,15 +247,22 @@ def _process(
     size = config.batch_size
     try:
         decoded = _decoded(todo, size, config.threads)
-        for batch in _batches(decoded, size, failed, progress, task):
-            if writer is None and open_writer is not None:
+        for batch in _batches(decoded, size):
+            good = [(item, photo) for item, photo in batch if isinstance(photo, Photo)]
+            if good and writer is None and open_writer is not None:
                 writer = open_writer()
-            photos = [photo for _, photo in batch]
-            names = [item.image for item, _ in batch]
-            found, rejected, dropped = marker.mark(photos, names, config.min_confidence)
+            photos, names = [photo for _, photo in good], [item.image for item, _ in good]
+            found, rejected, dropped = (
+                marker.mark(photos, names, config.min_confidence) if good else ([], [], [])
+            )
             summary.rejected += sum(rejected)
             summary.below_min_confidence += sum(dropped)
-            for (item, photo), faces in zip(batch, found, strict=True):
+            faces_of = iter(found)
+            for item, photo in batch:  # results in the order of the inputs, failures too
+                if not isinstance(photo, Photo):
+                    failed(item, photo)
+                    continue
+                faces = next(faces_of)
                 result = ImageResult(
                     item.image, photo.width, photo.height, tuple(faces), summary.detector
                 )
@@ -347,24 +354,18 @@ def _process_videos(
 
 
 def _batches(
-    decoded: Iterator[tuple[InputImage, Photo | str]],
-    size: int,
-    failed: Callable[[InputImage, str], None],
-    progress: Any,
-    task: Any,
-) -> Iterator[list[tuple[InputImage, Photo]]]:
-    """Group readable images into batches; hand the unreadable ones to ``failed``."""
-    batch: list[tuple[InputImage, Photo]] = []
+    decoded: Iterator[tuple[InputImage, Photo | str]], size: int
+) -> Iterator[list[tuple[InputImage, Photo | str]]]:
+    """Batches of ``size`` readable images, in order, each with the unreadable ones (why they
+    failed) that came between them."""
+    batch: list[tuple[InputImage, Photo | str]] = []
+    readable = 0
     for item, photo in decoded:
-        if isinstance(photo, str):
-            failed(item, photo)
-            if progress is not None:
-                progress.advance(task)
-            continue
         batch.append((item, photo))
-        if len(batch) == size:
+        readable += isinstance(photo, Photo)
+        if readable == size:
             yield batch
-            batch = []
+            batch, readable = [], 0
     if batch:
         yield batch
 
