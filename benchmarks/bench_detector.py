@@ -31,11 +31,11 @@ One command measures every detector on the same images and writes
 
 facemark's detectors see photos the way ``facemark annotate`` does (through
 :class:`facemark.images.Photo`: decoded in full, reduced by averaging to what the detector
-looks at); dlib and Haar get the full-size decoded pixels.  dlib runs in its own venv (``--dlib-python``, see
-benchmarks/README.md) by subprocess.  OpenCV and scikit-image are not facemark dependencies:
-used in-process when importable, else through ``--helper-python`` (a venv with
-``opencv-python-headless<5``, ``scikit-image``, numpy and Pillow), which runs this file with
-``--worker`` (that mode imports neither facemark nor torch).
+looks at); dlib and Haar get the full-size decoded pixels.  dlib runs in its own venv
+(``--dlib-python``, see benchmarks/README.md) by subprocess.  OpenCV and scikit-image are not
+facemark dependencies: used in-process when importable, else through ``--helper-python`` (a
+venv with ``opencv-python-headless<5``, ``scikit-image``, numpy and Pillow), which runs this
+file with ``--worker`` (that mode imports neither facemark nor torch).
 """
 
 from __future__ import annotations

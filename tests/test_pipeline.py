@@ -253,7 +253,7 @@ def test_faceness_head_rejects_and_records(tiny_landmark_checkpoint: Path, tmp_p
     from facemark import checkpoint as ckpt
     from facemark.detectors import Detections, Detector
     from facemark.errors import CheckpointError
-    from facemark.faceness import FacenessHead, fit_head
+    from facemark.faceness import fit_head
     from facemark.landmarker import Landmarker
 
     class TwoBoxes(Detector):
@@ -273,7 +273,7 @@ def test_faceness_head_rejects_and_records(tiny_landmark_checkpoint: Path, tmp_p
     rng = np.random.default_rng(0)
     pos = feats[1] + rng.normal(0, 1e-3, (40, feats.shape[1]))
     neg = feats[0] + rng.normal(0, 1e-3, (40, feats.shape[1]))
-    head = FacenessHead(*fit_head(pos, neg, epochs=60), threshold=0.5)
+    head = fit_head(pos, neg, epochs=60)
     data = ckpt.load_checkpoint(tiny_landmark_checkpoint)
     path = ckpt.save_checkpoint(tmp_path / "with-head.pt", {**data, "faceness": head.to_dict()})
     marker = FaceMarker(TwoBoxes(), path, confirm=0.0)
@@ -292,6 +292,26 @@ def test_faceness_head_rejects_and_records(tiny_landmark_checkpoint: Path, tmp_p
         Landmarker.from_checkpoint(broken)
     with pytest.raises(UsageError, match=r"--faceness \(faceness=\) must be between 0 and 1"):
         FaceMarker(TwoBoxes(), path, faceness=1.5)
+
+
+def test_faceness_head_round_trips_and_reads_the_earlier_linear_form() -> None:
+    """A head written by to_dict scores the same after from_dict; the logistic regression of
+    earlier checkpoints (``weight``, ``bias``) reads as the same function."""
+    from facemark.faceness import FacenessHead, fit_head
+
+    rng = np.random.default_rng(1)
+    pos, neg = rng.normal(1, 1, (60, 12)), rng.normal(-1, 1, (60, 12))
+    head = fit_head(pos, neg, members=3, hidden=4, epochs=300).with_threshold(0.3)
+    again = FacenessHead.from_dict(head.to_dict())
+    x = rng.normal(0, 2, (25, 12))
+    np.testing.assert_allclose(again.score(x), head.score(x), atol=1e-5)
+    assert again.threshold == 0.3 and head.w1.shape == (3, 12, 4)
+    assert (head.score(pos) > 0.5).mean() > 0.9 and (head.score(neg) < 0.5).mean() > 0.9
+    mean, std, w = rng.normal(0, 1, 12), rng.uniform(0.5, 2, 12), rng.normal(0, 1, 12)
+    old = {"features": "heatmap-pool-v1", "mean": mean.tolist(), "std": std.tolist(),
+           "weight": w.tolist(), "bias": -0.7, "threshold": 0.4}  # fmt: skip
+    linear = 1 / (1 + np.exp(-(((x - mean) / std) @ w - 0.7)))
+    np.testing.assert_allclose(FacenessHead.from_dict(old).score(x), linear, rtol=1e-5)
 
 
 def test_bytes_file_objects_and_exif_rotated_pil_images_decode_like_paths(tmp_path: Path) -> None:

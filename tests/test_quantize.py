@@ -237,6 +237,8 @@ def test_bundled_default_int8_loads_lists_and_predicts() -> None:
     assert path.stat().st_size == card["bytes"] < 3 * 2**20
     assert sha256_file(path) == card["sha256"]
     assert card["from_sha256"] == sha256_file(weights / "landmarks.pt")  # made from today's
+    # the float model's faceness head is not carried: the int8 graph gives it no features
+    assert "faceness" not in checkpoint.load_checkpoint(path, task="landmarks")
     assert card["calibration"] == {"split": "train", "crops": 200, "seed": 0}
     assert abs(card["delta_nme_points"]) < quantize.NME_TOLERANCE
     listed = {e["name"]: e for e in hub.list_models()}

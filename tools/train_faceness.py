@@ -9,10 +9,12 @@ photos.  The animal photos are split by where they come from (the source reposit
 the species folder for the monkey set), never photo by photo, so the validation animals are
 other breeds, species and photographers than the training ones.
 
-The network is frozen: each crop goes through it once, and a logistic regression is fitted
-on its pooled features (``HeatmapNet.forward_features``).  The threshold is the highest on
-a 0.05 grid that keeps every validation human face.  The model is written to --out with the
-head inside; the figures go to --report.
+The network is frozen: each crop goes through it once, and five small MLPs are fitted on
+its pooled features (``HeatmapNet.forward_features``, ``facemark.faceness.fit_head``).  Both
+classes are varied alike (cut by the border, partly covered by fur or background, darkened),
+so none of these says "animal".  The threshold is the lowest on a 0.05 grid that leaves at
+most 3 % of the validation animal photos with a face (``choose_threshold``).  The model is
+written to --out with the head inside; the figures go to --report.
 
     python tools/train_faceness.py --model default --out src/facemark/weights/landmarks.pt \
         --wild ../shared/data/wild68-train --animals ../shared/data/nonhuman \
@@ -25,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,7 @@ from facemark import checkpoint, hub, transforms  # noqa: E402
 from facemark.data import load_faces, load_split, split_faces  # noqa: E402
 from facemark.detectors import DetectorConfig  # noqa: E402
 from facemark.evaluate import match_detection  # noqa: E402
-from facemark.faceness import FacenessHead, fit_head  # noqa: E402
+from facemark.faceness import fit_head  # noqa: E402
 from facemark.hub import load_detector  # noqa: E402
 from facemark.images import load_image  # noqa: E402
 
@@ -66,11 +69,21 @@ AUG = transforms.AugmentConfig(
 )
 
 
-def choose_threshold(lowest_human: float) -> float:
-    """The highest threshold on a 0.05 grid (0.05-0.9) that keeps every validation human
-    face: as many animals out as the validation faces allow."""
-    grid = [t / 100 for t in range(90, 0, -5)]
-    return next((t for t in grid if t <= lowest_human), round(lowest_human, 3))
+#: At most this share of the validation animal photos may still show a face (the issue's
+#: bound; dlib's HOG detector fires on 3.1 % of the 516).
+ANIMAL_BOUND = 0.03
+
+
+def choose_threshold(lowest_human: float, animal_share: Callable[[float], float]) -> float:
+    """The lowest threshold on a 0.05 grid (0.05-0.9) at which at most ``ANIMAL_BOUND`` of
+    the validation animal photos still show a face, and never above the lowest validation
+    human face.  Losing a person's face costs more than keeping a pet's, so the threshold
+    rises only as far as the animals require: the highest threshold that keeps every
+    validation face sat at the grid's top once the head's scores saturated near 1, and then
+    dropped faces the validation set happens not to hold (a blurred, hatted test frame)."""
+    grid = [t / 100 for t in range(5, 95, 5)]
+    cap = max((t for t in grid if t <= lowest_human), default=round(lowest_human, 3))
+    return next((t for t in grid if t <= cap and animal_share(t) <= ANIMAL_BOUND), cap)
 
 
 def crops_of(image: np.ndarray, boxes: np.ndarray, size: int, n_aug: int, rng) -> list:
@@ -86,13 +99,17 @@ def crops_of(image: np.ndarray, boxes: np.ndarray, size: int, n_aug: int, rng) -
     return out
 
 
+def _copies(crops: np.ndarray, rng, share: float) -> np.ndarray:
+    pick = rng.choice(len(crops), size=int(share * len(crops)), replace=False)
+    return crops[pick].copy()
+
+
 def cut_by_border(crops: np.ndarray, rng, share: float = 0.5) -> np.ndarray:
     """Copies of a random ``share`` of ``crops`` with one side blacked out (15-45 % of the
     crop), as the crop of a face cut by the photo's border is padded.  Added to both classes:
     without them the padding itself said "not a face" (random boxes and detections at the
     border of animal photos have it, human training crops rarely do)."""
-    pick = rng.choice(len(crops), size=int(share * len(crops)), replace=False)
-    out = crops[pick].copy()
+    out = _copies(crops, rng, share)
     size = out.shape[1]
     for crop in out:
         band = int(rng.uniform(0.15, 0.45) * size)
@@ -106,6 +123,52 @@ def cut_by_border(crops: np.ndarray, rng, share: float = 0.5) -> np.ndarray:
         else:
             crop[-band:] = 0
     return out
+
+
+def cover(crops: np.ndarray, texture: np.ndarray, rng, share: float = 0.5) -> np.ndarray:
+    """Copies with part of the crop replaced by the same part of a random ``texture`` crop
+    (fur, feathers, background): a band over the top with a wavy edge (hats, headdresses,
+    hair), a band at one side, or an ellipse anywhere (hands, objects).  Added to both
+    classes, so covering says nothing; the human copies teach that a face under a feathered
+    hat is still a face (a Udacity test frame scored 0.17 before)."""
+    out = _copies(crops, rng, share)
+    n = out.shape[1]
+    yy, xx = np.mgrid[0:n, 0:n]
+    for crop in out:
+        kind = rng.integers(3)
+        if kind == 0:
+            edge = rng.uniform(0.15, 0.42) * n + rng.uniform(0.02, 0.08) * n * np.sin(
+                xx / n * rng.uniform(2, 9) + rng.uniform(0, 6)
+            )
+            mask = yy < edge
+        elif kind == 1:
+            width = rng.uniform(0.12, 0.35) * n
+            mask = xx < width if rng.random() < 0.5 else xx > n - width
+        else:
+            cy, cx = rng.uniform(0.2, 0.95) * n, rng.uniform(0.1, 0.9) * n
+            ry, rx = rng.uniform(0.1, 0.3, 2) * n
+            mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
+        crop[mask] = texture[rng.integers(len(texture))][mask]
+    return out
+
+
+def darken(crops: np.ndarray, rng, share: float = 0.5) -> np.ndarray:
+    """Copies darker (x0.25-0.65, gamma 1-1.6) and warmer (green x0.8-0.95, blue x0.6-0.9):
+    dim light and darker skin, which the human training faces (Udacity, HELEN, AFW) hold few
+    of while the animal negatives hold many dark-furred primates.  Both classes, so
+    darkness alone says nothing."""
+    out = _copies(crops, rng, share).astype(np.float32) / 255
+    k = len(out)
+    gain = np.stack([np.ones(k), rng.uniform(0.8, 0.95, k), rng.uniform(0.6, 0.9, k)], 1)
+    out = out ** rng.uniform(1.0, 1.6, (k, 1, 1, 1)) * rng.uniform(0.25, 0.65, (k, 1, 1, 1))
+    return np.clip(255 * out * gain[:, None, None, :], 0, 255).astype(np.uint8)
+
+
+def varied(crops: np.ndarray, texture: np.ndarray, rng) -> np.ndarray:
+    """``crops`` and half as many again of each variation (cut, covered, dark)."""
+    return np.concatenate(
+        [crops, cut_by_border(crops, rng), cover(crops, texture, rng), darken(crops, rng)]
+    )
 
 
 def human_boxes(detector, faces) -> list[np.ndarray | None]:
@@ -212,13 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             np.savez(cache, **crops)
     print(f"{len(crops['human'])} human and {len(crops['other'])} other crops "
           f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)  # fmt: skip
-    human_crops, other_crops = (
-        np.concatenate([crops[k], cut_by_border(crops[k], rng)]) for k in ("human", "other")
-    )
-    mean, std, weight, bias = fit_head(
-        features(landmarker, human_crops), features(landmarker, other_crops)
-    )
-    head = FacenessHead(mean, std, weight, bias, threshold=0.5)
+    human_crops, other_crops = (varied(crops[k], crops["other"], rng) for k in ("human", "other"))
+    head = fit_head(features(landmarker, human_crops), features(landmarker, other_crops))
     human = {
         name: head.score(features(landmarker, crops[name])) for name in ("udacity_val", "wild_val")
     }
@@ -226,11 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     owner = crops["animal_val_photo"]
     animal = [flat[owner == k] for k in range(int(crops["animal_val_photos"]))]
     lowest = min(float(v.min()) for v in human.values())
-    threshold = choose_threshold(lowest)
-    head = FacenessHead(mean, std, weight, bias, threshold=threshold)
 
     def photos_with_face(t: float) -> int:
         return int(sum(bool((s >= t).any()) for s in animal))
+
+    threshold = choose_threshold(lowest, lambda t: photos_with_face(t) / max(len(animal), 1))
+    head = head.with_threshold(threshold)
 
     shown = Path(args.model)
     report: dict[str, Any] = {
@@ -250,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             "photos": len(animal),
             "with_detection": int(sum(len(s) > 0 for s in animal)),
             "with_face_after_check": photos_with_face(threshold),
-            "by_threshold": {f"{t:g}": photos_with_face(t) for t in (0.1, 0.3, 0.5, 0.7, 0.9)},
+            "by_threshold": {f"{t / 100:g}": photos_with_face(t / 100) for t in range(10, 95, 10)},
         },
         "train_crops": {"human": len(human_crops), "other": len(other_crops)},
         "seconds": round(time.perf_counter() - t0, 1),

@@ -188,7 +188,8 @@ def export_int8(
                 }
             result.val_faces = len(val)
             result.max_diff_px = float(np.abs(preds["int8"] - preds["float"]).max())
-    payload = {k: data[k] for k in checkpoint.EXPORT_KEYS if k in data}
+    # no "faceness": the quantized graph gives no features for the head to read
+    payload = {k: data[k] for k in checkpoint.EXPORT_KEYS if k in data and k != "faceness"}
     payload |= {
         "state_dict": state,
         "quantized": quantize.SCHEME,
