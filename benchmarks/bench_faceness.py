@@ -3,7 +3,7 @@
     python benchmarks/bench_faceness.py [--model default] [--threads 2] [--repeats 30]
 
 The head reads features the landmark network computes anyway (pooled stage outputs and the
-score maps' peaks) and adds one dot product, so the cost is the pooling: timed here on
+score maps' peaks) and adds five small MLPs, so the cost is the pooling and those: timed here on
 random crops at batch 1 and 32, the two passes interleaved so both see the same machine
 load.  Writes ``benchmarks/results/faceness-speed.json``.
 """
