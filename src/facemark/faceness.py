@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facemark.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
 
 #: Which features a head was fitted on (``HeatmapNet.forward_features``): a head fitted on
 #: other features must not be applied to these.
@@ -80,7 +83,7 @@ class FacenessHead:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "checkpoint") -> FacenessHead:
-        """Reads :meth:`to_dict`, and the single logistic regression of facemark 0.x's
+        """Reads :meth:`to_dict`, and the single logistic regression of earlier
         checkpoints (``weight``, ``bias``) as the same function in this form: one member
         whose two hidden units carry ``+z`` and ``-z`` (``relu(z) - relu(-z) = z``)."""
         try:
@@ -129,7 +132,6 @@ def fit_head(
     equally; ``members`` MLPs from seeds ``seed, seed + 1, ...``.  The threshold is left at
     0.5 for the caller to choose on validation (:meth:`FacenessHead.with_threshold`)."""
     import torch
-    import torch.nn.functional as F
 
     x = np.concatenate([positives, negatives]).astype(np.float64)
     mean, std = x.mean(0), x.std(0) + 1e-6
@@ -138,22 +140,41 @@ def fit_head(
     pos_weight = torch.tensor(len(negatives) / max(len(positives), 1))
     layers: list[list[np.ndarray]] = []
     for member in range(members):
-        torch.manual_seed(seed + member)
-        gen = torch.Generator().manual_seed(seed + member)
-        first, last = torch.nn.Linear(x.shape[1], hidden), torch.nn.Linear(hidden, 1)
-        net = torch.nn.Sequential(torch.nn.Dropout(dropout), first, torch.nn.ReLU(), last)
-        opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=weight_decay)
-        for _ in range(epochs):
-            order = torch.randperm(len(xt), generator=gen)
-            for i in range(0, len(order), 256):
-                idx = order[i : i + 256]
-                loss = F.binary_cross_entropy_with_logits(
-                    net(xt[idx]).squeeze(1), yt[idx], pos_weight=pos_weight
-                )
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        layers.append([p.detach().double().numpy() for p in (first.weight, first.bias,
-                                                              last.weight, last.bias)])  # fmt: skip
+        # the member's seed decides its initial weights and dropout without touching the
+        # caller's global torch RNG (fork_rng restores it)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed + member)
+            layers.append(_fit_member(xt, yt, pos_weight, hidden, dropout, weight_decay, epochs,
+                                      torch.Generator().manual_seed(seed + member)))  # fmt: skip
     w1, b1, w2, b2 = (np.stack(parts) for parts in zip(*layers, strict=True))
     return FacenessHead(mean, std, w1.transpose(0, 2, 1), b1, w2[:, 0], b2[:, 0], threshold=0.5)
+
+
+def _fit_member(
+    xt: torch.Tensor,
+    yt: torch.Tensor,
+    pos_weight: torch.Tensor,
+    hidden: int,
+    dropout: float,
+    weight_decay: float,
+    epochs: int,
+    gen: torch.Generator,
+) -> list[np.ndarray]:
+    """One MLP of :func:`fit_head`: ``[w1 (H, D), b1 (H,), w2 (1, H), b2 (1,)]``."""
+    import torch
+    import torch.nn.functional as F
+
+    first, last = torch.nn.Linear(xt.shape[1], hidden), torch.nn.Linear(hidden, 1)
+    net = torch.nn.Sequential(torch.nn.Dropout(dropout), first, torch.nn.ReLU(), last)
+    opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=weight_decay)
+    for _ in range(epochs):
+        order = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(order), 256):
+            idx = order[i : i + 256]
+            loss = F.binary_cross_entropy_with_logits(
+                net(xt[idx]).squeeze(1), yt[idx], pos_weight=pos_weight
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return [p.detach().double().numpy() for p in (first.weight, first.bias, last.weight, last.bias)]
