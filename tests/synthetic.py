@@ -9,7 +9,9 @@ identity splits work.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
+import sys
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -165,3 +167,14 @@ def tiny_train_config(root: Path, name: str, **overrides: Any) -> TrainConfig:
         data_root=str(root),
         **overrides,
     )
+
+
+def load_tool(name: str) -> Any:
+    """The script ``tools/<name>.py`` as a module (tools are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module

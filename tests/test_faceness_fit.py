@@ -3,26 +3,11 @@ tested in test_pipeline.py; the figures are in docs/faceness.md)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from synthetic import load_tool
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "train_faceness", ROOT / "tools" / "train_faceness.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("train_faceness", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _tool()
+tool = load_tool("train_faceness")
 
 
 def test_threshold_rises_only_as_far_as_the_animals_require() -> None:

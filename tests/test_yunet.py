@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from facemark.detectors.yunet import (
     raw_score_for,
 )
 from facemark.errors import CheckpointError
+from synthetic import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -39,15 +38,7 @@ PARITY_TOL = 1e-3
 FP16_TOL = 3e-2
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-reference = _load_tool("yunet_reference")
+reference = load_tool("yunet_reference")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +56,7 @@ def _needs_shared() -> None:
 def converted():
     """The authors' checkpoints converted at float32 on the fly, per variant."""
     _needs_shared()
-    convert = _load_tool("convert_yunet").convert
+    convert = load_tool("convert_yunet").convert
     return {v: convert(YUNET_SRC / f"yunet_{v}.pth", v, torch.float32) for v in ("n", "s")}
 
 
