@@ -79,6 +79,41 @@ def by_yaw(per_image: list[float | None], gt: np.ndarray) -> list[dict[str, Any]
     return out
 
 
+def low_confidence_rule(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per facemark model, the rule ``facemark.confidence.LOW_CONFIDENCE`` is set by: the
+    2nd percentile of its mean confidence over the validation faces (Udacity val and wild
+    val pooled, ground-truth boxes), with the faces under it and their NME against the rest.
+
+    Re-run with a new bundled model, this gives the value to put in ``LOW_CONFIDENCE``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    pooled: dict[str, tuple[list[float], list[float]]] = {}
+    for row in rows:
+        if row["boxes"] == "gt" and row["set"] in ("wild_val", "udacity_val"):
+            conf, nme = pooled.setdefault(row["model"], ([], []))
+            pairs = zip(row.get("per_image_confidence") or [], row.get("per_image_nme") or [],
+                        strict=True)  # fmt: skip
+            for c, e in pairs:
+                if c is not None and e is not None:
+                    conf.append(c)
+                    nme.append(e)
+    for model, (conf, nme) in pooled.items():
+        if not conf:
+            continue
+        c, e = np.asarray(conf), np.asarray(nme)
+        p02 = float(np.percentile(c, 2))
+        below = c < round(p02, 2)
+        out[model] = {
+            "faces": len(c),
+            "p02": p02,
+            "threshold": round(p02, 2),
+            "below": int(below.sum()),
+            "nme_io_below": float(e[below].mean()) if below.any() else None,
+            "nme_io_rest": float(e[~below].mean()),
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
@@ -112,14 +147,17 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
         except dlib_runner.DlibUnavailable as exc:
             notes.append(f"dlib skipped: {exc}")
+    low_confidence = low_confidence_rule(rows)
     for row in rows:
         gt = sets[row["set"]].keypoints
         row["yaw"] = by_yaw(row.pop("per_image_nme", []) or [], gt)
+        row.pop("per_image_confidence", None)
     results = {
         "date": started,
         "command": "python benchmarks/bench_wild.py " + " ".join(argv or sys.argv[1:]),
         "sets": {k: len(v) for k, v in sets.items()},
         "rows": rows,
+        "low_confidence": low_confidence,
         "notes": sorted(set(notes)),
         "machine": report.cpu_name(),
     }
@@ -169,6 +207,24 @@ def markdown(results: dict[str, Any]) -> str:
             ["model", "boxes"] + [f"{e} ({b['faces']})" for e, b in zip(edges, rows[0]["yaw"],
                                                                       strict=True)],
             [[r["model"], r["boxes"]] + [_pct(b["nme_io"]) for b in r["yaw"]] for r in rows],
+        )  # fmt: skip
+        lines.append("")
+    rule = results.get("low_confidence") or {}
+    if rule:
+        lines += [
+            "## Low-confidence threshold",
+            "",
+            "The rule `facemark.confidence.LOW_CONFIDENCE` is set by: the 2nd percentile of a "
+            "model's mean point confidence over the validation faces (Udacity val and wild val, "
+            "ground-truth boxes), rounded to 0.01; the faces under it and their NME_io against "
+            "the rest's.",
+            "",
+        ]
+        lines += table(
+            ["model", "faces", "2nd percentile", "threshold", "faces below", "NME_io below %",
+             "NME_io rest %"],
+            [[m, str(r["faces"]), f"{r['p02']:.3f}", f"{r['threshold']:.2f}", str(r["below"]),
+              _pct(r["nme_io_below"]), _pct(r["nme_io_rest"])] for m, r in rule.items()],
         )  # fmt: skip
         lines.append("")
     if results["notes"]:

@@ -42,8 +42,10 @@ def score(pred: Sequence[Any | None], gt: np.ndarray) -> dict[str, Any]:
 
 
 def from_evaluation(summary: dict[str, Any]) -> dict[str, Any]:
-    """The same keys from one model's dict of :func:`facemark.evaluate.evaluate_models`."""
+    """The same keys from one model's dict of :func:`facemark.evaluate.evaluate_models`
+    (with ``per_image``: each face's NME and the model's mean confidence on it)."""
     out = {k: summary.get(k) for k in KEYS}
     if "per_image" in summary:
         out["per_image_nme"] = [row["nme_io"] for row in summary["per_image"]]
+        out["per_image_confidence"] = [row["confidence"] for row in summary["per_image"]]
     return out

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_timing, dlib_runner, report, scoring  # noqa: E402
+from benchmarks import bench_timing, bench_wild, dlib_runner, report, scoring  # noqa: E402
 
 from facemark import evaluate, metrics, runs, transforms  # noqa: E402
 from facemark.shape import MEAN_SHAPE  # noqa: E402
@@ -57,6 +57,25 @@ def test_score_counts_a_miss_as_failure_but_not_in_the_mean():
 def test_score_rejects_a_length_mismatch():
     with pytest.raises(ValueError):
         scoring.score([None], faces(2))
+
+
+def test_low_confidence_rule_pools_the_val_sets_with_gt_boxes():
+    conf = list(np.linspace(0.3, 0.99, 100))
+    nme = [0.08 if c < 0.31 else 0.04 for c in conf]  # the least confident faces err most
+    row = {"model": "m", "boxes": "gt", "per_image_confidence": conf, "per_image_nme": nme}
+    rows = [
+        {**row, "set": "udacity_val"},
+        {**row, "set": "wild_val", "per_image_confidence": conf[:50] + [None] * 50},
+        {**row, "set": "udacity_test", "per_image_confidence": [0.0] * 100},  # not val: ignored
+        {**row, "set": "wild_val", "boxes": "detect", "per_image_confidence": [0.0] * 100},
+    ]
+    rule = bench_wild.low_confidence_rule(rows)["m"]
+    assert rule["faces"] == 150  # two val sets with gt boxes; a face without confidence drops
+    pooled = np.array(conf + conf[:50])
+    assert rule["p02"] == pytest.approx(np.percentile(pooled, 2))
+    assert rule["threshold"] == round(rule["p02"], 2) == 0.31
+    assert rule["below"] == int((pooled < rule["threshold"]).sum()) > 0
+    assert rule["nme_io_below"] > rule["nme_io_rest"]
 
 
 def test_matched_picks_the_detection_containing_the_face():

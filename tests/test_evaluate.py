@@ -126,7 +126,9 @@ def test_unmatched_detection_counts_as_failure(faces) -> None:
     assert out["fr_10"] == pytest.approx(1 / 6) and out["fr_08"] == pytest.approx(1 / 6)
     assert out["auc_10"] == pytest.approx(5 / 6, abs=2e-3)
     rows = {r["image"]: r for r in out["per_image"]}
-    assert rows[missed] == {"image": missed, "nme_io": None, "missed": True}
+    assert rows[missed] == {"image": missed, "nme_io": None, "missed": True, "confidence": None}
+    # the stub is fully confident: each found face's mean point confidence is 1
+    assert {r["confidence"] for name, r in rows.items() if name != missed} == {1.0}
 
 
 def test_match_detection_picks_best_box_around_the_centroid() -> None:
@@ -167,7 +169,9 @@ def test_report_files_are_valid(faces, tmp_path) -> None:
             im.verify()
     with open(report / "per_image.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 2 * len(faces) and set(rows[0]) == {"model", "image", "nme_io", "missed"}
+    assert len(rows) == 2 * len(faces)
+    assert set(rows[0]) == {"model", "image", "nme_io", "missed", "confidence"}
+    assert {float(r["confidence"]) for r in rows} == {1.0}
     a_rows = [r for r in rows if r["model"] == "a"]
     expected = metrics.nme_io(faces.keypoints + [2.0, 0.0], faces.keypoints)
     assert [float(r["nme_io"]) for r in a_rows] == pytest.approx(expected, abs=1e-6)

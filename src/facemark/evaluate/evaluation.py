@@ -24,10 +24,17 @@ class Evaluation:
     confidence: np.ndarray | None = field(repr=False, default=None)
 
     def per_image(self) -> list[dict[str, Any]]:
-        """``[{"image", "nme_io" (None for a miss), "missed"}]`` in the set's order."""
+        """``[{"image", "nme_io", "missed", "confidence"}]`` in the set's order (None for a
+        miss); the confidence is what a low-confidence threshold is chosen from."""
+        conf = self.confidence if self.confidence is not None else np.full(len(self.nme), np.nan)
         return [
-            {"image": n, "nme_io": _finite(e), "missed": not math.isfinite(e)}
-            for n, e in zip(self.names, self.nme, strict=True)
+            {
+                "image": n,
+                "nme_io": _finite(e),
+                "missed": not math.isfinite(e),
+                "confidence": _finite(c),
+            }
+            for n, e, c in zip(self.names, self.nme, conf, strict=True)
         ]
 
     def to_dict(self, per_image: bool = False) -> dict[str, Any]:

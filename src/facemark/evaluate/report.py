@@ -54,16 +54,19 @@ def write_ced_plot(evaluations: Sequence[Evaluation], path: Path, threshold: flo
 
 
 def write_per_image_csv(evaluations: Sequence[Evaluation], path: Path) -> Path:
-    """``model,image,nme_io,missed``: one row per model and image (empty NME for a miss)."""
+    """``model,image,nme_io,missed,confidence``: one row per model and image (empty NME and
+    confidence for a miss)."""
     from facemark.files import atomic_write
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["model", "image", "nme_io", "missed"])
+    writer.writerow(["model", "image", "nme_io", "missed", "confidence"])
     for ev in evaluations:
         for row in ev.per_image():
-            nme = "" if row["nme_io"] is None else f"{row['nme_io']:.6f}"
-            writer.writerow([ev.summary["model"], row["image"], nme, int(row["missed"])])
+            nme, conf = (
+                "" if row[k] is None else f"{row[k]:.6f}" for k in ("nme_io", "confidence")
+            )
+            writer.writerow([ev.summary["model"], row["image"], nme, int(row["missed"]), conf])
     with atomic_write(path, "w") as fh:
         fh.write(buf.getvalue())
     return path
