@@ -471,3 +471,53 @@ def test_init_fine_tunes_from_a_run_and_checks_the_arch(data_root: str) -> None:
     assert dist(tuned) < dist(fresh)
     with pytest.raises(UsageError, match="--init"):
         train.train(_cfg(data_root, name="bad", epochs=1, init="nonexistent-run"), console=QUIET)
+
+
+def test_distill_loss_is_lowest_where_student_and_teacher_agree() -> None:
+    from facemark.models import build_landmark_model
+
+    net = build_landmark_model("heatmap", img_size=64)
+    teacher = torch.randn(2, 3, 68, net.grid, net.grid)
+    student = teacher.clone().requires_grad_(True)
+    at_teacher = net.distill_loss(student, teacher)
+    at_teacher.backward()
+    at_teacher = at_teacher.detach()
+    assert float(student.grad.abs().max()) < 1e-6  # the teacher's outputs are the optimum
+    moved = net.distill_loss(teacher + 0.3 * torch.randn_like(teacher), teacher)
+    assert float(moved) > float(at_teacher)
+
+
+def test_teacher_pulls_the_student_towards_its_outputs(data_root: str) -> None:
+    train.train(_cfg(data_root, name="teacher", epochs=2), console=QUIET)
+    plain = train.train(_cfg(data_root, name="plain", seed=3), console=QUIET)
+    taught = train.train(
+        _cfg(data_root, name="taught", seed=3, teacher="teacher", distill=20.0), console=QUIET
+    )
+    cfg = json.loads((taught.run_dir / "config.json").read_text())
+    assert cfg["teacher"] == "teacher" and cfg["distill"] == 20.0
+    teacher = Landmarker.from_checkpoint(paths.runs_dir() / "teacher" / "best.pt").model
+    task = get_task("landmarks")
+    _, val = task.datasets(resolve_config(_cfg(data_root), task))
+    crops = torch.stack([val[i][0] for i in range(len(val))])  # what the networks train on
+    with torch.no_grad():
+        target = teacher(crops)
+
+    def gap(run) -> float:
+        net = Landmarker.from_checkpoint(run.run_dir / "last.pt").model
+        with torch.no_grad():
+            return float(net.distill_loss(net(crops), target))
+
+    floor = float(teacher.distill_loss(target, target))  # the teacher's own entropy
+    assert gap(taught) - floor < 0.8 * (gap(plain) - floor)
+
+
+def test_teacher_must_fit_the_student(data_root: str) -> None:
+    train.train(_cfg(data_root, name="t96", epochs=1, img_size=96), console=QUIET)
+    with pytest.raises(UsageError, match="cannot teach"):
+        train.train(_cfg(data_root, name="s64", epochs=1, teacher="t96"), console=QUIET)
+    with pytest.raises(UsageError, match="--teacher"):
+        train.train(_cfg(data_root, name="s64b", epochs=1, teacher="no-such-run"), console=QUIET)
+    with pytest.raises(UsageError, match="--distill"):
+        resolve_config(TrainConfig(teacher="t96", distill=-1.0), get_task("landmarks"))
+    with pytest.raises(UsageError, match="--teacher applies to landmark training"):
+        resolve_config(TrainConfig(task="detector", teacher="t96"), get_task("detector"))

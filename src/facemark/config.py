@@ -136,6 +136,12 @@ class TrainConfig:
     balance: float | None = None
     #: augmentation overrides, ``"key=value,..."`` of :class:`transforms.AugmentConfig` fields
     augment: str | None = None
+    #: distil (landmarks, ``--teacher``): a frozen landmark model (any model spec) whose
+    #: outputs the network learns besides the labels; it must give the same output grid
+    #: (same design and input size), e.g. a bigger or slower model to be matched by a faster
+    teacher: str | None = None
+    #: weight of the teacher's term against the labels' (``--distill``)
+    distill: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -132,6 +132,17 @@ def train_cmd(
         help="Change landmark augmentation (transforms.AugmentConfig fields, ranges as lo:hi), "
         "e.g. p_flip=0 (no mirroring) or p_squeeze=0.5,squeeze=0.7:1.",
     ),
+    teacher: str | None = typer.Option(
+        None,
+        "--teacher",
+        metavar="MODEL",
+        help="Distil: also learn the outputs of this frozen landmark model (run, checkpoint, "
+        "default or URL; same design and --img-size), e.g. to make a faster network match a "
+        "slower one.",
+    ),
+    distill: float = typer.Option(
+        TrainConfig.distill, "--distill", help="Weight of the --teacher term against the labels'."
+    ),
 ) -> None:
     """Train a landmark model (or the face detector) on the installed dataset or your own.
 
@@ -173,6 +184,8 @@ def train_cmd(
         init=init,
         balance=balance,
         augment=augment,
+        teacher=teacher,
+        distill=distill,
     )
     cfg = _config(ctx, options, config)
     result = train(cfg, console=console)

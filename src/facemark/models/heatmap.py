@@ -100,6 +100,20 @@ class HeatmapNet(nn.Module):
         offset_loss = (err * mask).sum() / mask.sum()
         return score_loss + self.offset_weight * offset_loss
 
+    def distill_loss(self, outputs: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """How far ``outputs`` are from another heatmap network's on the same crops
+        (``train --teacher``): cross-entropy against the teacher's score distribution per
+        point, and the L1 offset error weighted by where the teacher puts its probability
+        (decoding reads the offsets only there).  Zero gradient when they agree."""
+        outputs, teacher = outputs.float(), teacher.float()
+        b = outputs.shape[0]
+        target = F.softmax(teacher[:, 0].reshape(b, NUM_POINTS, -1), dim=-1)
+        logp = F.log_softmax(outputs[:, 0].reshape(b, NUM_POINTS, -1), dim=-1)
+        score_loss = -(target * logp).sum(-1).mean()
+        err = (outputs[:, 1:] - teacher[:, 1:]).abs().sum(1).reshape(b, NUM_POINTS, -1)
+        offset_loss = (err * target).sum(-1).mean()
+        return score_loss + self.offset_weight * offset_loss
+
     @torch.no_grad()
     def decode(self, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = outputs.float()

@@ -31,7 +31,11 @@ class Task(Protocol):
 
     * ``arch_defaults(arch) -> dict``: defaults that depend on the architecture (e.g. its
       input size), applied after ``defaults`` and before the user's values;
-    * a ``collate_fn`` attribute on the datasets, used by their DataLoaders.
+    * a ``collate_fn`` attribute on the datasets, used by their DataLoaders;
+    * ``sample_weights(cfg, train_ds)``: per-sample draw weights (``--data-weight``,
+      ``--balance``); a task without it takes no ``--balance`` or ``--augment``;
+    * ``load_teacher(cfg, model, device)``: ``--teacher``, called once the network is built;
+      the task's ``loss`` then adds the teacher's term.
 
     Models are passed as built (wrapped in DistributedDataParallel under ``torchrun``): call
     ``model(x)`` for the forward pass and ``devices.unwrap(model)`` for any other method.

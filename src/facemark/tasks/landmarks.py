@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from facemark import data, devices, metrics, models, transforms
 from facemark.config import DEFAULTS
+from facemark.errors import FacemarkError, UsageError
 
 if TYPE_CHECKING:
     from facemark.config import TrainConfig
@@ -24,6 +25,11 @@ class LandmarkTask:
     metric_name = "nme_io"
 
     defaults = DEFAULTS["landmarks"]
+
+    def __init__(self) -> None:
+        #: ``--teacher``'s frozen network and the weight of its term (:meth:`load_teacher`)
+        self.teacher: nn.Module | None = None
+        self.distill = 0.0
 
     def arch_defaults(self, arch: str) -> dict[str, Any]:
         spec = models.arch_spec(_parsed(arch)[0])
@@ -87,10 +93,46 @@ class LandmarkTask:
             weights[mine] = balance_weights(yaw[mine], cfg.balance) * share
         return weights / weights.sum()
 
+    def load_teacher(self, cfg: TrainConfig, model: nn.Module, device: torch.device) -> None:
+        """``--teacher``: load the model whose outputs ``model`` learns besides the labels.
+
+        Distilling needs the same output grid (a heatmap network at the same input size):
+        the student then learns the teacher's whole score distribution per point, which
+        says how unsure each point is, not only the labels' narrow Gaussian.
+        """
+        from facemark import hub
+
+        try:
+            teacher = hub.load_model(cfg.teacher, device)
+        except FacemarkError as exc:  # not found, not a checkpoint, no network: say which option
+            raise type(exc)(f"--teacher: {exc}") from None
+        net, student = teacher.model, devices.unwrap(model)
+        same = (
+            hasattr(student, "distill_loss")
+            and type(net) is type(student)
+            and teacher.img_size == cfg.img_size
+            and getattr(net, "grid", None) == student.grid
+        )
+        if not same:
+            raise UsageError(
+                f"--teacher {cfg.teacher}: a {teacher.arch} model at {teacher.img_size} px cannot "
+                f"teach --arch {cfg.arch} at --img-size {cfg.img_size} (distilling needs heatmap "
+                "models with the same input size and output grid)"
+            )
+        self.teacher = net.eval().requires_grad_(False)
+        self.distill = float(cfg.distill)
+
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         images, keypoints = batch
-        outputs = model(devices.move(images, device))
-        return devices.unwrap(model).loss(outputs, devices.move(keypoints, device))
+        images = devices.move(images, device)
+        outputs = model(images)
+        net = devices.unwrap(model)
+        loss = net.loss(outputs, devices.move(keypoints, device))
+        if self.teacher is not None and self.distill > 0:
+            with torch.no_grad():
+                target = self.teacher(images)
+            loss = loss + self.distill * net.distill_loss(outputs, target)
+        return loss
 
     def validate(
         self, model: nn.Module, loader: DataLoader, device: torch.device

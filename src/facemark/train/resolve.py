@@ -36,9 +36,17 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
     _require((out.weight_decay or 0) >= 0, f"--weight-decay must be >= 0, got {out.weight_decay}")
     _require((out.img_size or 0) >= 16, f"--img-size must be at least 16, got {out.img_size}")
     _require((out.balance or 0) >= 0, f"--balance must be >= 0, got {out.balance}")
-    for option, value in (("--balance", out.balance), ("--augment", out.augment)):
+    _require(
+        math.isfinite(out.distill) and out.distill >= 0,
+        f"--distill must be >= 0, got {out.distill}",
+    )
+    for option, value, hook in (
+        ("--balance", out.balance, "sample_weights"),
+        ("--augment", out.augment, "sample_weights"),
+        ("--teacher", out.teacher, "load_teacher"),
+    ):
         _require(
-            not value or hasattr(task, "sample_weights"),
+            not value or hasattr(task, hook),
             f"{option} applies to landmark training, not --task {out.task}",
         )
     if not hasattr(task, "sample_weights"):  # the detector: one dataset root, split in place

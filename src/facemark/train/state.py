@@ -92,6 +92,8 @@ class RunState:
             torch.backends.cudnn.benchmark = True
         self.net = model
         self.model: nn.Module = wrap_model(model, dist, self.device)
+        if cfg.teacher:  # resolve_config allowed it only for a task with load_teacher
+            self.task.load_teacher(cfg, self.net, self.device)  # type: ignore[attr-defined]
 
         train_ds, val_ds = self.task.datasets(cfg)
         if len(train_ds) < cfg.batch_size:
