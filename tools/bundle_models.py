@@ -34,9 +34,15 @@ WEIGHTS = ROOT / "src" / "facemark" / "weights"
 METRIC = {"landmarks": "nme_io", "detector": "miss_rate"}
 
 
+def _run_dir(spec: str) -> Path:
+    """The run folder an --init spec names: a run name, the folder, or a checkpoint in it."""
+    path = paths.runs_dir() / spec  # an absolute spec stays as it is
+    return path.parent if path.suffix == ".pt" else path
+
+
 def _total_seconds(run: str) -> float:
     """All epochs of a run and, recursively, of the run it was initialised from (--init)."""
-    run_dir = paths.runs_dir() / run
+    run_dir = _run_dir(run)
     if not (run_dir / "config.json").is_file():  # --init from a bundled model: its card says
         cards = json.loads((WEIGHTS / "models.json").read_text())
         card = cards.get("landmarks" if run.startswith("default") else "detector", {})
