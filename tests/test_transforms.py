@@ -268,6 +268,10 @@ def test_to_tensor_layout_and_range() -> None:
     assert t[1, :, 2, 3].tolist() == pytest.approx([1.0, 0.0, 0.2])
     assert T.to_tensor(crops[1]).shape == (3, 4, 5)
     np.testing.assert_array_equal(T.to_uint8(t), crops)
+    # channels-last: the same values, the crops' own pixel order kept in memory
+    nhwc = T.to_tensor(crops, torch.channels_last)
+    assert torch.equal(nhwc, t) and nhwc.is_contiguous(memory_format=torch.channels_last)
+    assert nhwc.permute(0, 2, 3, 1).is_contiguous()
 
 
 def test_photometric_keeps_shape_and_is_seeded() -> None:

@@ -133,7 +133,14 @@ class Landmarker:
         """Keypoints in crop pixels and confidences for ready-made crops ``(F, S, S, 3)`` uint8
         (or a float tensor ``(F, 3, S, S)`` in [0, 1]); with ``faceness`` (and a model that
         has a faceness head) also each face's human-face probability ``(F,)``."""
-        x = crops if isinstance(crops, torch.Tensor) else transforms.to_tensor(np.asarray(crops))
+        if not isinstance(crops, torch.Tensor):
+            crops = np.asarray(crops)
+            crops = crops[None] if crops.ndim == 3 else crops
+        x = (
+            crops
+            if isinstance(crops, torch.Tensor)
+            else transforms.to_tensor(crops, self.memory_format)
+        )
         if x.ndim == 3:
             x = x[None]
         want = faceness and self.faceness is not None

@@ -202,8 +202,14 @@ def crop_face(
     return warp_image(image, M, out_size), M
 
 
-def to_tensor(crops: np.ndarray) -> torch.Tensor:
-    """uint8 ``(H, W, 3)`` or ``(B, H, W, 3)`` -> float32 channels-first, values in [0, 1]."""
+def to_tensor(
+    crops: np.ndarray, memory_format: torch.memory_format = torch.contiguous_format
+) -> torch.Tensor:
+    """uint8 ``(H, W, 3)`` or ``(B, H, W, 3)`` -> float32 channels-first, values in [0, 1].
+
+    ``memory_format=torch.channels_last`` (a batch) keeps the crops' own pixel order in
+    memory: no transposing copy here and none again before a channels-last network.
+    """
     arr = np.ascontiguousarray(crops)
     if arr.dtype != np.uint8 or arr.ndim not in (3, 4) or arr.shape[-1] != 3:
         raise UsageError(
@@ -213,7 +219,7 @@ def to_tensor(crops: np.ndarray) -> torch.Tensor:
         arr = arr.copy()
     t = torch.from_numpy(arr)
     t = t.permute(2, 0, 1) if arr.ndim == 3 else t.permute(0, 3, 1, 2)
-    return t.contiguous().float().div_(255.0)
+    return t.contiguous(memory_format=memory_format).float().div_(255.0)
 
 
 def to_uint8(tensor: torch.Tensor) -> np.ndarray:
