@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from facemark import coco, paths
+from facemark import coco, hub, paths
 from facemark import data as dataset
 from facemark import data as labelsets
 from facemark.annotator import write_csv, write_pts
@@ -358,6 +358,9 @@ def test_train_on_a_pts_folder_fine_tunes_the_bundled_model(tmp_path: Path) -> N
     config = json.loads((run / "config.json").read_text())
     assert config["data_root"] == str(tmp_path / "train")
     assert config["val_data"] == str(tmp_path / "val")
+    # --init without --arch fine-tunes the network the bundled model is, whatever it is
+    bundled = load_checkpoint(hub.resolve_model("default", "landmarks"))
+    assert config["arch"] == bundled["config"]["arch"] and config["img_size"] == 64
     expected = labelsets.training_fingerprint(tmp_path / "train", tmp_path / "val")
     assert load_checkpoint(run / "best.pt")["dataset_fingerprint"] == expected
     env = json.loads((run / "env.json").read_text())

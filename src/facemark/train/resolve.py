@@ -14,7 +14,7 @@ from typing import Any
 from facemark import paths
 from facemark.checkpoint import load_checkpoint
 from facemark.config import TrainConfig
-from facemark.errors import CheckpointError, UsageError
+from facemark.errors import CheckpointError, FacemarkError, UsageError
 from facemark.tasks import Task
 
 
@@ -102,6 +102,22 @@ def _resolve_resume(spec: str) -> Path:
     if not path.is_file():
         raise UsageError(f"--resume: no checkpoint at {path}")
     return path
+
+
+def config_for_init(cfg: TrainConfig) -> TrainConfig:
+    """``--init`` without ``--arch``: the network (and, unless given, the input size) of the
+    model it starts from, so ``--init default`` fine-tunes whatever the bundled model is."""
+    if not cfg.init or cfg.arch is not None:
+        return cfg
+    from facemark import hub
+
+    try:
+        state = load_checkpoint(hub.resolve_model(cfg.init, cfg.task), task=cfg.task)
+    except FacemarkError as exc:  # not found, not a checkpoint, no network: say which option
+        raise type(exc)(f"--init: {exc}") from None
+    arch = (state.get("config") or {}).get("arch") or state.get("arch")
+    img_size = cfg.img_size if cfg.img_size is not None else state.get("img_size")
+    return dataclasses.replace(cfg, arch=arch, img_size=img_size)
 
 
 def config_for_resume(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any], Path | None]:

@@ -24,7 +24,7 @@ from facemark.tasks import get_task
 from facemark.train.amp import amp_dtype, grad_scaler
 from facemark.train.ddp import rank_batch_size, seed_rank, share_cpu_threads, wrap_model
 from facemark.train.records import dataset_fingerprint, new_run_dir
-from facemark.train.resolve import config_for_resume, resolve_config
+from facemark.train.resolve import config_for_init, config_for_resume, resolve_config
 from facemark.train.rng import rng_state, seed_everything, set_rng_state
 from facemark.train.sampler import EpochSampler, make_loader
 from facemark.train.schedule import optimizer_and_schedule
@@ -45,6 +45,8 @@ class RunState:
         self.resume_dir: Path | None = None
         if cfg.resume:
             cfg, self.resume_state, self.resume_dir = config_for_resume(cfg)
+        else:
+            cfg = config_for_init(cfg)
         self.task = get_task(cfg.task)
         self.cfg = resolve_config(cfg, self.task)
         self.arch_kwargs = self.task.arch_kwargs(self.cfg)
