@@ -35,6 +35,7 @@ from benchmarks import dlib_runner, ours, report, scoring  # noqa: E402
 
 from facemark import hub, metrics  # noqa: E402
 from facemark.data import load_faces, load_split, split_faces  # noqa: E402
+from facemark.files import sha256_file  # noqa: E402
 from facemark.hub import load_detector  # noqa: E402
 
 DEFAULT_WILD = ROOT.parent / "shared" / "data" / "wild68-train"
@@ -121,10 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     specs = [m.strip() for m in args.models.split(",") if m.strip()]
-    models = {}
+    models, files = {}, {}
     for spec in specs:
         name, _, path = spec.partition("=") if "=" in spec else (spec, "", spec)
-        models[name] = hub.load_model(path or name, "cpu")
+        source = hub.resolve_model(path or name, "landmarks")
+        models[name] = hub.load_model(source, "cpu")
+        files[name] = sha256_file(source)  # which weights these rows are of
     detector = load_detector("default", "cpu")
     sets = load_sets(args.wild, args.sets.split(","))
     rows: list[dict[str, Any]] = []
@@ -156,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": started,
         "command": "python benchmarks/bench_wild.py " + " ".join(argv or sys.argv[1:]),
         "sets": {k: len(v) for k, v in sets.items()},
+        "model_sha256": files,
         "rows": rows,
         "low_confidence": low_confidence,
         "notes": sorted(set(notes)),

@@ -21,6 +21,7 @@ from facemark.checkpoint import load_checkpoint
 from facemark.cli import app
 from facemark.files import sha256_file
 
+ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = paths.bundled_weights_dir()
 
 
@@ -53,6 +54,18 @@ def test_bundled_files_are_small_and_match_their_cards() -> None:
     assert hub.load_model("default", "cpu").faceness is not None
     assert total <= 10 * 2**20
     assert sum(p.stat().st_size for p in WEIGHTS.glob("*.pt")) <= 10 * 2**20  # every file
+
+
+def test_low_confidence_threshold_is_the_bundled_models_own() -> None:
+    """LOW_CONFIDENCE is derived from the bundled model (the rule in facemark.confidence);
+    the wild benchmark's record of the bundled model, made with the same file, gives it."""
+    from facemark.confidence import LOW_CONFIDENCE
+
+    record = json.loads((ROOT / "benchmarks" / "results" / "wild.json").read_text())
+    assert record["model_sha256"]["default"] == cards()["landmarks"]["sha256"]
+    rule = record["low_confidence"]["default"]
+    assert rule["faces"] == 476  # Udacity val 360 + wild val 116
+    assert LOW_CONFIDENCE == rule["threshold"] == round(rule["p02"], 2)
 
 
 def test_default_models_load_and_run() -> None:
