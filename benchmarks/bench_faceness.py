@@ -11,13 +11,16 @@ load.  Writes ``benchmarks/results/faceness-speed.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
+import functools
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench_timing, report  # noqa: E402
+
 OUT = ROOT / "benchmarks" / "results" / "faceness-speed.json"
 
 
@@ -41,24 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         x = torch.rand(
             batch, 3, lm.img_size, lm.img_size, generator=torch.Generator().manual_seed(0)
         )
-        times: dict[str, list[float]] = {"plain": [], "faceness": []}
-        for _ in range(3):  # warm-up
-            lm.predict_crops(x)
-            lm.predict_crops(x, faceness=True)
-        for _ in range(args.repeats):
-            for key, flag in (("plain", False), ("faceness", True)):
-                t = time.perf_counter()
-                lm.predict_crops(x, faceness=flag)
-                times[key].append((time.perf_counter() - t) * 1000 / batch)
-        plain, with_head = (statistics.median(times[k]) for k in ("plain", "faceness"))
+        passes = {
+            "plain": functools.partial(lm.predict_crops, x),
+            "faceness": functools.partial(lm.predict_crops, x, faceness=True),
+        }
+        ms = bench_timing.interleaved(passes, args.repeats, batch)
+        plain, with_head = ms["plain"], ms["faceness"]
         out[f"b{batch}"] = {
             "ms_per_face": round(plain, 3),
             "ms_per_face_with_faceness": round(with_head, 3),
             "extra_pct": round(100 * (with_head - plain) / plain, 1),
         }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out, indent=2))
+    report.write_record(out, args.out)
     return 0
 
 

@@ -15,13 +15,16 @@ Writes ``benchmarks/results/speed.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
+import functools
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench_timing, report  # noqa: E402
+
 OUT = ROOT / "benchmarks" / "results" / "speed.json"
 BATCHES = (1, 32)
 
@@ -66,20 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             name: rng.integers(0, 256, (batch, lm.img_size, lm.img_size, 3), dtype=np.uint8)
             for name, lm in models.items()
         }
-        times: dict[str, list[float]] = {name: [] for name in models}
-        for _ in range(3):  # warm-up
-            for name, lm in models.items():
-                lm.predict_crops(crops[name], faceness=head(lm))
-        for _ in range(args.repeats):
-            for name, lm in models.items():
-                t = time.perf_counter()
-                lm.predict_crops(crops[name], faceness=head(lm))
-                times[name].append((time.perf_counter() - t) * 1000 / batch)
-        for name in models:
-            out["models"][name][f"ms_per_face_b{batch}"] = round(statistics.median(times[name]), 3)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out, indent=2))
+        passes = {
+            name: functools.partial(lm.predict_crops, crops[name], faceness=head(lm))
+            for name, lm in models.items()
+        }
+        for name, ms in bench_timing.interleaved(passes, args.repeats, batch).items():
+            out["models"][name][f"ms_per_face_b{batch}"] = round(ms, 3)
+    report.write_record(out, args.out)
     return 0
 
 

@@ -24,6 +24,23 @@ def median_pass(fn: Callable[[], object], repeats: int, count: int, per: float =
     return {"median": statistics.median(runs), "runs": runs}
 
 
+def interleaved(
+    passes: dict[str, Callable[[], object]], repeats: int, count: int, warmup: int = 3
+) -> dict[str, float]:
+    """Median ms per item of each pass, the passes taking turns call by call (``warmup``
+    untimed rounds first), so a load that drifts on a shared machine reaches them alike."""
+    for _ in range(warmup):
+        for fn in passes.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in passes}
+    for _ in range(repeats):
+        for name, fn in passes.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t) * 1000.0 / count)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 def per_second(ms: float) -> float:
     """Items per second from milliseconds per item."""
     return 1000.0 / ms if ms > 0 else float("inf")

@@ -456,6 +456,14 @@ def write_outputs(
     log(f"wrote {json_path} and {md_path}")
 
 
+def write_record(results: dict, json_path: Path) -> None:
+    """A benchmark's record (no page) to ``json_path`` (folder made as needed) and stdout."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2) + "\n"
+    json_path.write_text(text)
+    print(text, end="")
+
+
 def load_average() -> float | None:
     """The 1-minute load average, rounded to 2 decimals (None where the OS has none)."""
     try:

@@ -174,6 +174,14 @@ def test_dlib_baseline_runs_on_given_boxes_and_times(tmp_path):
 # --------------------------------------------------------------------------- timing
 
 
+def test_interleaved_takes_turns_and_reports_ms_per_item():
+    calls: list[str] = []
+    passes = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    ms = bench_timing.interleaved(passes, repeats=3, count=4, warmup=1)
+    assert calls == ["a", "b"] * 4  # one warm-up round, then three timed, alternating
+    assert set(ms) == {"a", "b"} and all(v >= 0 for v in ms.values())
+
+
 def test_median_pass_and_merge():
     calls = []
     out = bench_timing.median_pass(lambda: calls.append(1), repeats=3, count=10)
