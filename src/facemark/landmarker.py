@@ -133,16 +133,11 @@ class Landmarker:
         """Keypoints in crop pixels and confidences for ready-made crops ``(F, S, S, 3)`` uint8
         (or a float tensor ``(F, 3, S, S)`` in [0, 1]); with ``faceness`` (and a model that
         has a faceness head) also each face's human-face probability ``(F,)``."""
-        if not isinstance(crops, torch.Tensor):
-            crops = np.asarray(crops)
-            crops = crops[None] if crops.ndim == 3 else crops
-        x = (
-            crops
-            if isinstance(crops, torch.Tensor)
-            else transforms.to_tensor(crops, self.memory_format)
-        )
-        if x.ndim == 3:
-            x = x[None]
+        if isinstance(crops, torch.Tensor):
+            x = crops if crops.ndim == 4 else crops[None]
+        else:  # uint8 HWC crops: keep their memory order for the channels-last network
+            arr = np.asarray(crops)
+            x = transforms.to_tensor(arr if arr.ndim == 4 else arr[None], self.memory_format)
         want = faceness and self.faceness is not None
         kps, conf, feats = [], [], []
         for start in range(0, x.shape[0], MAX_BATCH):
