@@ -521,3 +521,7 @@ def test_teacher_must_fit_the_student(data_root: str) -> None:
         resolve_config(TrainConfig(teacher="t96", distill=-1.0), get_task("landmarks"))
     with pytest.raises(UsageError, match="--teacher applies to landmark training"):
         resolve_config(TrainConfig(task="detector", teacher="t96"), get_task("detector"))
+    with pytest.raises(UsageError, match="give --teacher"):  # a weight for nothing
+        resolve_config(TrainConfig(distill=2.0), get_task("landmarks"))
+    with pytest.raises(UsageError, match="unknown task"):  # before --init is looked for
+        train.train(_cfg(data_root, task="nope", init="t96"), console=QUIET)

@@ -272,6 +272,7 @@ def test_to_tensor_layout_and_range() -> None:
     nhwc = T.to_tensor(crops, torch.channels_last)
     assert torch.equal(nhwc, t) and nhwc.is_contiguous(memory_format=torch.channels_last)
     assert nhwc.permute(0, 2, 3, 1).is_contiguous()
+    assert torch.equal(T.to_tensor(crops[1], torch.channels_last), t[1])  # one crop: no batch
 
 
 def test_photometric_keeps_shape_and_is_seeded() -> None:

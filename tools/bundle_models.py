@@ -36,22 +36,23 @@ METRIC = {"landmarks": "nme_io", "detector": "miss_rate"}
 
 def _run_dir(spec: str) -> Path:
     """The run folder an --init spec names: a run name, the folder, or a checkpoint in it."""
-    path = paths.runs_dir() / spec  # an absolute spec stays as it is
+    given = Path(spec).expanduser()
+    path = given if given.exists() else paths.runs_dir() / given  # else a run name
     return path.parent if path.suffix == ".pt" else path
 
 
-def _total_seconds(run: str) -> float:
+def _total_seconds(run: str, task: str) -> float:
     """All epochs of a run and, recursively, of the run it was initialised from (--init)."""
     run_dir = _run_dir(run)
     if not (run_dir / "config.json").is_file():  # --init from a bundled model: its card says
         cards = json.loads((WEIGHTS / "models.json").read_text())
-        card = cards.get("landmarks" if run.startswith("default") else "detector", {})
+        card = cards.get(task, {})
         if card.get("init_seconds") is not None:  # bundling the same run again
             return float(card["init_seconds"])
         return 60.0 * (card.get("minutes_to_best_including_init") or card.get("minutes_total") or 0)
     parent = json.loads((run_dir / "config.json").read_text()).get("init")
     own = summarize(read_records(run_dir))["total_s"] or 0.0
-    return own + (_total_seconds(parent) if parent else 0.0)
+    return own + (_total_seconds(parent, task) if parent else 0.0)
 
 
 def bundle(task: str, run: str, faceness: list[str] | None = None) -> dict:
@@ -73,7 +74,7 @@ def bundle(task: str, run: str, faceness: list[str] | None = None) -> dict:
         raise SystemExit(f"{run}: best.pt is epoch {data['epoch']}, records say {summary}")
     best = next(r for r in records if r["epoch"] == data["epoch"])
     parent = (data.get("config") or {}).get("init")
-    parent_s = _total_seconds(parent) if parent else 0.0
+    parent_s = _total_seconds(parent, task) if parent else 0.0
     return {
         "file": dst.name,
         "bytes": dst.stat().st_size,

@@ -137,7 +137,7 @@ class Landmarker:
             x = crops if crops.ndim == 4 else crops[None]
         else:  # uint8 HWC crops: keep their memory order for the channels-last network
             arr = np.asarray(crops)
-            x = transforms.to_tensor(arr if arr.ndim == 4 else arr[None], self.memory_format)
+            x = transforms.to_tensor(arr[None] if arr.ndim == 3 else arr, self.memory_format)
         want = faceness and self.faceness is not None
         kps, conf, feats = [], [], []
         for start in range(0, x.shape[0], MAX_BATCH):

@@ -219,7 +219,8 @@ def to_tensor(
         arr = arr.copy()
     t = torch.from_numpy(arr)
     t = t.permute(2, 0, 1) if arr.ndim == 3 else t.permute(0, 3, 1, 2)
-    return t.contiguous(memory_format=memory_format).float().div_(255.0)
+    layout = memory_format if arr.ndim == 4 else torch.contiguous_format  # one crop: no batch
+    return t.contiguous(memory_format=layout).float().div_(255.0)
 
 
 def to_uint8(tensor: torch.Tensor) -> np.ndarray:

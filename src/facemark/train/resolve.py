@@ -40,6 +40,10 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
         math.isfinite(out.distill) and out.distill >= 0,
         f"--distill must be >= 0, got {out.distill}",
     )
+    _require(
+        out.teacher is not None or out.distill == TrainConfig.distill,
+        "--distill weighs the --teacher's term: give --teacher MODEL too",
+    )
     for option, value, hook in (
         ("--balance", out.balance, "sample_weights"),
         ("--augment", out.augment, "sample_weights"),
@@ -110,6 +114,9 @@ def config_for_init(cfg: TrainConfig) -> TrainConfig:
     if not cfg.init or cfg.arch is not None:
         return cfg
     from facemark import hub
+    from facemark.tasks import get_task
+
+    get_task(cfg.task)  # an unknown --task says so before any checkpoint is looked for
 
     try:
         state = load_checkpoint(hub.resolve_model(cfg.init, cfg.task), task=cfg.task)
