@@ -108,20 +108,23 @@ def _resolve_resume(spec: str) -> Path:
     return path
 
 
-def config_for_init(cfg: TrainConfig) -> TrainConfig:
-    """``--init`` without ``--arch``: the network (and, unless given, the input size) of the
-    model it starts from, so ``--init default`` fine-tunes whatever the bundled model is."""
-    if not cfg.init or cfg.arch is not None:
-        return cfg
+def load_init(cfg: TrainConfig) -> dict[str, Any]:
+    """``--init``'s checkpoint, read once: its weights start the run, and its network is the
+    run's when ``--arch`` is not given (:func:`config_for_init`)."""
     from facemark import hub
-    from facemark.tasks import get_task
-
-    get_task(cfg.task)  # an unknown --task says so before any checkpoint is looked for
 
     try:
-        state = load_checkpoint(hub.resolve_model(cfg.init, cfg.task), task=cfg.task)
+        return load_checkpoint(hub.resolve_model(cfg.init, cfg.task), task=cfg.task)
     except FacemarkError as exc:  # not found, not a checkpoint, no network: say which option
         raise type(exc)(f"--init: {exc}") from None
+
+
+def config_for_init(cfg: TrainConfig, state: dict[str, Any] | None) -> TrainConfig:
+    """``--init`` without ``--arch``: the network (and, unless given, the input size) of the
+    model it starts from (``state``), so ``--init default`` fine-tunes whatever the bundled
+    model is."""
+    if state is None or cfg.arch is not None:
+        return cfg
     arch = (state.get("config") or {}).get("arch") or state.get("arch")
     img_size = cfg.img_size if cfg.img_size is not None else state.get("img_size")
     return dataclasses.replace(cfg, arch=arch, img_size=img_size)

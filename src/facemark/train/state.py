@@ -17,14 +17,14 @@ import torch
 from torch import nn
 
 from facemark import devices
-from facemark.checkpoint import load_checkpoint, save_checkpoint
+from facemark.checkpoint import save_checkpoint
 from facemark.config import TrainConfig
 from facemark.errors import CheckpointError, UsageError, first_line
 from facemark.tasks import get_task
 from facemark.train.amp import amp_dtype, grad_scaler
 from facemark.train.ddp import rank_batch_size, seed_rank, share_cpu_threads, wrap_model
 from facemark.train.records import dataset_fingerprint, new_run_dir
-from facemark.train.resolve import config_for_init, config_for_resume, resolve_config
+from facemark.train.resolve import config_for_init, config_for_resume, load_init, resolve_config
 from facemark.train.rng import rng_state, seed_everything, set_rng_state
 from facemark.train.sampler import EpochSampler, make_loader
 from facemark.train.schedule import optimizer_and_schedule
@@ -45,10 +45,10 @@ class RunState:
         self.resume_dir: Path | None = None
         if cfg.resume:
             cfg, self.resume_state, self.resume_dir = config_for_resume(cfg)
-        else:
-            cfg = config_for_init(cfg)
         self.task = get_task(cfg.task)
-        self.cfg = resolve_config(cfg, self.task)
+        #: ``--init``'s checkpoint, read once (a resumed run has its own weights)
+        self.init_state = load_init(cfg) if cfg.init and not cfg.resume else None
+        self.cfg = resolve_config(config_for_init(cfg, self.init_state), self.task)
         self.arch_kwargs = self.task.arch_kwargs(self.cfg)
 
     # -- setup -----------------------------------------------------------------------------
@@ -56,16 +56,10 @@ class RunState:
     def _load_init_weights(self, model: nn.Module, cfg: TrainConfig) -> None:
         """``--init``: fine-tune from another model's weights (same task and architecture).
 
-        Any model spec works (run name, checkpoint, ``default``, URL): :func:`hub.resolve_model`.
+        Any model spec works (run name, checkpoint, ``default``, URL): :func:`load_init`.
         """
-        from facemark import hub
-
-        try:
-            state = load_checkpoint(
-                hub.resolve_model(cfg.init, self.task.name), task=self.task.name
-            )
-        except UsageError as exc:
-            raise UsageError(f"--init: {exc}") from None
+        state = self.init_state
+        assert state is not None
         try:
             model.load_state_dict(state["state_dict"])
         except RuntimeError as exc:
@@ -85,7 +79,7 @@ class RunState:
         share_cpu_threads(self.device, dist)
         seed_everything(cfg.seed)
         model = self.task.build_model(cfg)
-        if cfg.init:
+        if self.init_state is not None:
             self._load_init_weights(model, cfg)
         model = model.to(self.device)
         seed_rank(cfg.seed, dist)  # same initial weights everywhere, different dropout/noise
