@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -21,10 +22,12 @@ from facemark.checkpoint import load_checkpoint, save_checkpoint
 from facemark.cli import app
 from facemark.config import DEFAULTS
 from facemark.errors import CheckpointError, UsageError
+from facemark.files import sha256_file
 from facemark.landmarker import Landmarker
 from facemark.tasks import get_task
 from facemark.tasks.landmarks import LandmarkTask, balance_weights
 from facemark.train import EpochSampler, TrainConfig, lr_factor, resolve_config
+from facemark.train.resolve import split_mismatch
 from synthetic import install_synthetic_dataset
 
 QUIET = Console(quiet=True)
@@ -511,6 +514,24 @@ def test_teacher_pulls_the_student_towards_its_outputs(data_root: str) -> None:
     assert gap(taught) - floor < 0.8 * (gap(plain) - floor)
 
 
+def test_resume_checks_the_teacher_is_the_same_file(data_root: str, tmp_path: Path) -> None:
+    t1 = train.train(_cfg(data_root, name="t1", epochs=1), console=QUIET)
+    t2 = train.train(_cfg(data_root, name="t2", epochs=1, seed=5), console=QUIET)
+    teacher = tmp_path / "teacher.pt"
+    teacher.write_bytes(t1.best_checkpoint.read_bytes())
+    cfg = _cfg(data_root, name="taught", teacher=str(teacher), max_minutes=1e-9)
+    first = train.train(cfg, console=QUIET)  # stops after epoch 1 of 2
+    assert first.stopped_by_time
+    recorded = load_checkpoint(first.last_checkpoint)["teacher_sha256"]
+    assert recorded == sha256_file(teacher)
+    teacher.write_bytes(t2.best_checkpoint.read_bytes())  # "--teacher" now names another model
+    again = TrainConfig(resume="taught", device="cpu", workers=0)
+    with pytest.raises(CheckpointError, match="--teacher .* no longer the model"):
+        train.train(again, console=QUIET)
+    teacher.write_bytes(t1.best_checkpoint.read_bytes())
+    assert train.train(again, console=QUIET).epochs_run == 2
+
+
 def test_teacher_must_fit_the_student(data_root: str) -> None:
     train.train(_cfg(data_root, name="t96", epochs=1, img_size=96), console=QUIET)
     with pytest.raises(UsageError, match="cannot teach"):
@@ -525,3 +546,24 @@ def test_teacher_must_fit_the_student(data_root: str) -> None:
         resolve_config(TrainConfig(distill=2.0), get_task("landmarks"))
     with pytest.raises(UsageError, match="unknown task"):  # before --init is looked for
         train.train(_cfg(data_root, task="nope", init="t96"), console=QUIET)
+
+
+def test_init_trained_on_another_split_of_the_same_data_is_named(tmp_path: Path) -> None:
+    mine, other = tmp_path / "faces", tmp_path / "other"
+    state = {"config": {"data_root": [str(mine)], "val_by": "photo", "seed": 0}}
+    cfg = TrainConfig(init="base", data_root=[str(mine), str(other)], val_by="identity", seed=0)
+    note = split_mismatch(cfg, state)
+    assert note is not None and "--val-by photo (this run identity)" in note
+    assert "--seed" not in note
+    assert split_mismatch(dataclasses.replace(cfg, val_by="photo"), state) is None
+    assert split_mismatch(dataclasses.replace(cfg, data_root=str(other)), state) is None
+    assert split_mismatch(cfg, {"state_dict": {}}) is None  # no record: nothing to say
+    assert split_mismatch(cfg, None) is None
+
+
+def test_train_warns_when_init_was_split_otherwise(data_root: str) -> None:
+    train.train(_cfg(data_root, name="base", epochs=1), console=QUIET)
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    train.train(_cfg(data_root, name="tuned", epochs=1, init="base", seed=4), console=console)
+    assert "--seed 0 (this run 4)" in out.getvalue()

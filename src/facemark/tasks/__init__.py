@@ -35,7 +35,9 @@ class Task(Protocol):
     * ``sample_weights(cfg, train_ds)``: per-sample draw weights (``--data-weight``,
       ``--balance``); a task without it takes no ``--balance`` or ``--augment``;
     * ``load_teacher(cfg, model, device)``: ``--teacher``, called once the network is built;
-      the task's ``loss`` then adds the teacher's term.
+      the task's ``loss`` then adds the teacher's term;
+    * ``check_resume(cfg, state)``: raise CheckpointError when ``--resume``'s checkpoint
+      cannot go on under what the task loaded (e.g. the teacher's file changed).
 
     Models are passed as built (wrapped in DistributedDataParallel under ``torchrun``): call
     ``model(x)`` for the forward pass and ``devices.unwrap(model)`` for any other method.

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from facemark import data, devices, metrics, models, transforms
 from facemark.config import DEFAULTS
-from facemark.errors import FacemarkError, UsageError
+from facemark.errors import CheckpointError, FacemarkError, UsageError
 
 if TYPE_CHECKING:
     from facemark.config import TrainConfig
@@ -30,6 +30,9 @@ class LandmarkTask:
         #: ``--teacher``'s frozen network and the weight of its term (:meth:`load_teacher`)
         self.teacher: nn.Module | None = None
         self.distill = 0.0
+        #: the teacher file's sha256, kept in every checkpoint: a resumed run checks it still
+        #: learns from the same model (a name like ``default`` can point elsewhere later)
+        self.teacher_sha256: str | None = None
 
     def arch_defaults(self, arch: str) -> dict[str, Any]:
         spec = models.arch_spec(_parsed(arch)[0])
@@ -101,9 +104,11 @@ class LandmarkTask:
         says how unsure each point is, not only the labels' narrow Gaussian.
         """
         from facemark import hub
+        from facemark.files import sha256_file
 
         try:
-            teacher = hub.load_model(cfg.teacher, device)
+            path = hub.resolve_model(cfg.teacher, self.name)
+            teacher = hub.load_model(path, device)
         except FacemarkError as exc:  # not found, not a checkpoint, no network: say which option
             raise type(exc)(f"--teacher: {exc}") from None
         net, student = teacher.model, devices.unwrap(model)
@@ -121,6 +126,7 @@ class LandmarkTask:
             )
         self.teacher = net.eval().requires_grad_(False)
         self.distill = float(cfg.distill)
+        self.teacher_sha256 = sha256_file(path)
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         images, keypoints = batch
@@ -154,7 +160,20 @@ class LandmarkTask:
         )
 
     def checkpoint_extras(self, cfg: TrainConfig) -> dict[str, Any]:
-        return {"img_size": int(cfg.img_size), "arch": _parsed(cfg.arch)[0]}
+        extras = {"img_size": int(cfg.img_size), "arch": _parsed(cfg.arch)[0]}
+        if self.teacher_sha256 is not None:
+            extras["teacher_sha256"] = self.teacher_sha256
+        return extras
+
+    def check_resume(self, cfg: TrainConfig, state: dict[str, Any]) -> None:
+        """A resumed run must learn from the teacher it started with: ``--teacher default``
+        or a run name may point at another file after an upgrade or a retrain."""
+        recorded = state.get("teacher_sha256")
+        if recorded is not None and recorded != self.teacher_sha256:
+            raise CheckpointError(
+                f"--resume: --teacher {cfg.teacher} is no longer the model this run started "
+                f"with (sha256 {recorded[:12]}...); put that file back or start a new run"
+            )
 
 
 @functools.lru_cache(maxsize=8)

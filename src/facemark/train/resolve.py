@@ -13,7 +13,7 @@ from typing import Any
 
 from facemark import paths
 from facemark.checkpoint import load_checkpoint
-from facemark.config import TrainConfig
+from facemark.config import SplitConfig, TrainConfig
 from facemark.errors import CheckpointError, FacemarkError, UsageError
 from facemark.tasks import Task
 
@@ -128,6 +128,36 @@ def config_for_init(cfg: TrainConfig, state: dict[str, Any] | None) -> TrainConf
     arch = (state.get("config") or {}).get("arch") or state.get("arch")
     img_size = cfg.img_size if cfg.img_size is not None else state.get("img_size")
     return dataclasses.replace(cfg, arch=arch, img_size=img_size)
+
+
+def split_mismatch(cfg: TrainConfig, state: dict[str, Any] | None) -> str | None:
+    """Why this run's validation figures would include faces ``--init`` trained on, or None.
+
+    Fine-tuning on data the init model also saw, split another way (another ``--val-by``,
+    ``--seed`` or ``--val-fraction``), puts some of its training faces in this run's
+    validation split, and the figures look better than they are.
+    """
+    saved = (state or {}).get("config") or {}
+    if not saved:
+        return None
+
+    def roots(value: Any) -> set[Path]:
+        values = value if isinstance(value, list) else [value]
+        return {Path(v or paths.dataset_dir()).expanduser().resolve() for v in values}
+
+    if not roots(saved.get("data_root")) & roots(cfg.data_root):
+        return None
+    changed = [
+        f"--{key.replace('_', '-')} {saved[key]} (this run {getattr(cfg, key)})"
+        for key in SplitConfig().to_dict()
+        if key in saved and saved[key] != getattr(cfg, key)
+    ]
+    if not changed:
+        return None
+    return (
+        f"--init {cfg.init} was trained on this data split with {', '.join(changed)}: this "
+        "run's validation faces include some it trained on; give the same split options"
+    )
 
 
 def config_for_resume(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any], Path | None]:

@@ -24,7 +24,13 @@ from facemark.tasks import get_task
 from facemark.train.amp import amp_dtype, grad_scaler
 from facemark.train.ddp import rank_batch_size, seed_rank, share_cpu_threads, wrap_model
 from facemark.train.records import dataset_fingerprint, new_run_dir
-from facemark.train.resolve import config_for_init, config_for_resume, load_init, resolve_config
+from facemark.train.resolve import (
+    config_for_init,
+    config_for_resume,
+    load_init,
+    resolve_config,
+    split_mismatch,
+)
 from facemark.train.rng import rng_state, seed_everything, set_rng_state
 from facemark.train.sampler import EpochSampler, make_loader
 from facemark.train.schedule import optimizer_and_schedule
@@ -49,6 +55,9 @@ class RunState:
         #: ``--init``'s checkpoint, read once (a resumed run has its own weights)
         self.init_state = load_init(cfg) if cfg.init and not cfg.resume else None
         self.cfg = resolve_config(config_for_init(cfg, self.init_state), self.task)
+        mismatch = split_mismatch(self.cfg, self.init_state)
+        if mismatch and self.dist.is_main:
+            self.console.print(f"[yellow]warning:[/] {mismatch}", highlight=False)
         self.arch_kwargs = self.task.arch_kwargs(self.cfg)
 
     # -- setup -----------------------------------------------------------------------------
@@ -164,6 +173,9 @@ class RunState:
         self.history = list(state.get("history", []))
         self.best = dict(state.get("best", self.best))
         self.partial = dict(state.get("partial", self.partial))
+        check = getattr(self.task, "check_resume", None)
+        if check is not None:
+            check(self.cfg, state)
         if "rng" in state:
             set_rng_state(state["rng"])
         # only rank 0's RNG was saved; keep the ranks' streams distinct
