@@ -80,6 +80,18 @@ def by_yaw(per_image: list[float | None], gt: np.ndarray) -> list[dict[str, Any]
     return out
 
 
+def by_folder(per_image: list[float | None], names: list[str]) -> dict[str, dict[str, Any]]:
+    """NME_io (faces found) and faces per source folder (``helen_train``, ``afw_train``): the
+    held-back evaluation scores HELEN-test-like and AFW-like photos apart."""
+    folders = [n.split("/")[0] if "/" in n else "" for n in names]
+    out: dict[str, dict[str, Any]] = {}
+    for folder in sorted(set(folders)):
+        vals = [v for v, f in zip(per_image, folders, strict=True) if f == folder]
+        found = [v for v in vals if v is not None]
+        out[folder] = {"faces": len(vals), "nme_io": float(np.mean(found)) if found else None}
+    return out
+
+
 def low_confidence_rule(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per facemark model, the rule ``facemark.confidence.LOW_CONFIDENCE`` is set by: the
     2nd percentile of its mean confidence over the validation faces (Udacity val and wild
@@ -153,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     low_confidence = low_confidence_rule(rows)
     for row in rows:
         gt = sets[row["set"]].keypoints
-        row["yaw"] = by_yaw(row.pop("per_image_nme", []) or [], gt)
+        per_image = row.pop("per_image_nme", []) or []
+        row["yaw"] = by_yaw(per_image, gt)
+        row["folders"] = by_folder(per_image, list(sets[row["set"]].names))
         row.pop("per_image_confidence", None)
     results = {
         "date": started,
@@ -212,6 +226,14 @@ def markdown(results: dict[str, Any]) -> str:
                                                                       strict=True)],
             [[r["model"], r["boxes"]] + [_pct(b["nme_io"]) for b in r["yaw"]] for r in rows],
         )  # fmt: skip
+        folders = list((rows[0].get("folders") or {}).items())
+        if len(folders) > 1:
+            lines += ["", "By source folder (faces):", ""]
+            lines += table(
+                ["model", "boxes"] + [f"{f} ({v['faces']})" for f, v in folders],
+                [[r["model"], r["boxes"]] + [_pct(r["folders"][f]["nme_io"]) for f, _ in folders]
+                 for r in rows],
+            )  # fmt: skip
         lines.append("")
     rule = results.get("low_confidence") or {}
     if rule:

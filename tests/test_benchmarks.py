@@ -78,6 +78,16 @@ def test_low_confidence_rule_pools_the_val_sets_with_gt_boxes():
     assert rule["nme_io_below"] > rule["nme_io_rest"]
 
 
+def test_by_folder_scores_each_source_folder_over_its_faces_found():
+    names = ["helen_train/1.jpg", "afw_train/2_1.jpg", "helen_train/3.jpg", "afw_train/2_2.jpg"]
+    out = bench_wild.by_folder([0.02, 0.06, 0.04, None], names)  # None: a face missed
+    assert out == {
+        "afw_train": {"faces": 2, "nme_io": pytest.approx(0.06)},
+        "helen_train": {"faces": 2, "nme_io": pytest.approx(0.03)},
+    }
+    assert bench_wild.by_folder([0.05], ["frame.jpg"]) == {"": {"faces": 1, "nme_io": 0.05}}
+
+
 def test_matched_picks_the_detection_containing_the_face():
     gt = faces(1)
     box = transforms.face_box_from_keypoints(gt[0]).tolist()
