@@ -332,6 +332,13 @@ def test_cli_smoke(data_root: str) -> None:
     assert result.exit_code == 0, result.output
     assert "training summary" in result.output and "val nme_io" in result.output
     assert (paths.runs_dir() / "cli" / "best.pt").is_file()
+    common = ["--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu"]
+    taught = _invoke(*common, "--data", data_root, "--init", "cli", "--teacher", "cli",
+                     "--teacher", str(paths.runs_dir() / "cli" / "last.pt"), "--name", "cli2")
+    assert taught.exit_code == 0, taught.output  # fmt: skip
+    saved = json.loads((paths.runs_dir() / "cli2" / "config.json").read_text())
+    assert saved["teacher"] == ["cli", str(paths.runs_dir() / "cli" / "last.pt")]
+    assert len(load_checkpoint(paths.runs_dir() / "cli2" / "last.pt")["teacher_sha256"]) == 2
 
 
 def test_cli_bad_options_fail_with_one_line(data_root: str) -> None:
@@ -523,13 +530,30 @@ def test_resume_checks_the_teacher_is_the_same_file(data_root: str, tmp_path: Pa
     first = train.train(cfg, console=QUIET)  # stops after epoch 1 of 2
     assert first.stopped_by_time
     recorded = load_checkpoint(first.last_checkpoint)["teacher_sha256"]
-    assert recorded == sha256_file(teacher)
+    assert recorded == [sha256_file(teacher)]
     teacher.write_bytes(t2.best_checkpoint.read_bytes())  # "--teacher" now names another model
     again = TrainConfig(resume="taught", device="cpu", workers=0)
-    with pytest.raises(CheckpointError, match="--teacher .* no longer the model"):
+    with pytest.raises(CheckpointError, match="--teacher .* no longer what this run started with"):
         train.train(again, console=QUIET)
     teacher.write_bytes(t1.best_checkpoint.read_bytes())
     assert train.train(again, console=QUIET).epochs_run == 2
+
+
+def test_several_teachers_teach_their_average() -> None:
+    net = LandmarkTask().build_model(TrainConfig(arch="heatmap", img_size=64))
+    a = torch.randn(2, 3, 68, net.grid, net.grid)
+    b = torch.randn(2, 3, 68, net.grid, net.grid)
+    assert net.average_outputs([a]) is a
+    same = net.average_outputs([a, a])
+    torch.testing.assert_close(same[:, 0].flatten(2).softmax(-1), a[:, 0].flatten(2).softmax(-1))
+    torch.testing.assert_close(same[:, 1:], a[:, 1:])
+    both = net.average_outputs([a, b])
+    prob = lambda o: o[:, 0].flatten(2).softmax(-1)  # noqa: E731
+    torch.testing.assert_close(prob(both), (prob(a) + prob(b)) / 2)
+    # the offsets follow the teacher that puts more probability on a cell
+    pa, pb = prob(a), prob(b)
+    w = (pa / (pa + pb)).view_as(a[:, 0])[:, None]
+    torch.testing.assert_close(both[:, 1:], w * a[:, 1:] + (1 - w) * b[:, 1:])
 
 
 def test_teacher_must_fit_the_student(data_root: str) -> None:
@@ -538,6 +562,9 @@ def test_teacher_must_fit_the_student(data_root: str) -> None:
         train.train(_cfg(data_root, name="s64", epochs=1, teacher="t96"), console=QUIET)
     with pytest.raises(UsageError, match="--teacher"):
         train.train(_cfg(data_root, name="s64b", epochs=1, teacher="no-such-run"), console=QUIET)
+    train.train(_cfg(data_root, name="t64", epochs=1), console=QUIET)
+    with pytest.raises(UsageError, match="--teacher t96: .* cannot teach"):  # one of several
+        train.train(_cfg(data_root, name="s64c", epochs=1, teacher=["t64", "t96"]), console=QUIET)
     with pytest.raises(UsageError, match="--distill"):
         resolve_config(TrainConfig(teacher="t96", distill=-1.0), get_task("landmarks"))
     with pytest.raises(UsageError, match="--teacher applies to landmark training"):

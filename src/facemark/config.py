@@ -138,8 +138,9 @@ class TrainConfig:
     augment: str | None = None
     #: distil (landmarks, ``--teacher``): a frozen landmark model (any model spec) whose
     #: outputs the network learns besides the labels; it must give the same output grid
-    #: (same design and input size), e.g. a bigger or slower model to be matched by a faster
-    teacher: str | None = None
+    #: (same design and input size), e.g. a bigger or slower model to be matched by a faster;
+    #: a list: several models, whose average is learnt
+    teacher: str | list[str] | None = None
     #: weight of the teacher's term against the labels' (``--distill``)
     distill: float = 1.0
 

@@ -132,13 +132,13 @@ def train_cmd(
         help="Change landmark augmentation (transforms.AugmentConfig fields, ranges as lo:hi), "
         "e.g. p_flip=0 (no mirroring) or p_squeeze=0.5,squeeze=0.7:1.",
     ),
-    teacher: str | None = typer.Option(
+    teacher: list[str] | None = typer.Option(
         None,
         "--teacher",
         metavar="MODEL",
         help="Distil: also learn the outputs of this frozen landmark model (run, checkpoint, "
         "default or URL; same design and --img-size), e.g. to make a faster network match a "
-        "slower one.",
+        "slower one. Repeat it to learn the average of several.",
     ),
     distill: float = typer.Option(
         TrainConfig.distill, "--distill", help="Weight of the --teacher term against the labels'."
@@ -184,7 +184,7 @@ def train_cmd(
         init=init,
         balance=balance,
         augment=augment,
-        teacher=teacher,
+        teacher=(teacher[0] if len(teacher) == 1 else list(teacher)) if teacher else None,
         distill=distill,
     )
     cfg = _config(ctx, options, config)

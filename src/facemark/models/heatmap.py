@@ -114,6 +114,22 @@ class HeatmapNet(nn.Module):
         offset_loss = (err * target).sum(-1).mean()
         return score_loss + self.offset_weight * offset_loss
 
+    @staticmethod
+    def average_outputs(outputs: list[torch.Tensor]) -> torch.Tensor:
+        """Several heatmap networks' outputs as one (``train --teacher A --teacher B``): each
+        point's score distribution is the mean of theirs, its offsets at each cell the mean of
+        theirs weighted by how much probability each puts there."""
+        if len(outputs) == 1:
+            return outputs[0]
+        stack = torch.stack([o.float() for o in outputs])  # (T, B, 3, 68, G, G)
+        t, b = stack.shape[:2]
+        prob = F.softmax(stack[:, :, 0].reshape(t, b, NUM_POINTS, -1), dim=-1)
+        prob = prob.view_as(stack[:, :, 0])
+        mean = prob.mean(0)
+        weight = prob / (prob.sum(0, keepdim=True) + 1e-12)
+        offsets = (stack[:, :, 1:] * weight[:, :, None]).sum(0)
+        return torch.cat([torch.log(mean + 1e-12)[:, None], offsets], dim=1)
+
     @torch.no_grad()
     def decode(self, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = outputs.float()

@@ -27,12 +27,12 @@ class LandmarkTask:
     defaults = DEFAULTS["landmarks"]
 
     def __init__(self) -> None:
-        #: ``--teacher``'s frozen network and the weight of its term (:meth:`load_teacher`)
-        self.teacher: nn.Module | None = None
+        #: ``--teacher``'s frozen networks and the weight of their term (:meth:`load_teacher`)
+        self.teachers: list[nn.Module] = []
         self.distill = 0.0
-        #: the teacher file's sha256, kept in every checkpoint: a resumed run checks it still
-        #: learns from the same model (a name like ``default`` can point elsewhere later)
-        self.teacher_sha256: str | None = None
+        #: each teacher file's sha256, kept in every checkpoint: a resumed run checks it still
+        #: learns from the same models (a name like ``default`` can point elsewhere later)
+        self.teacher_sha256: list[str] | None = None
 
     def arch_defaults(self, arch: str) -> dict[str, Any]:
         spec = models.arch_spec(_parsed(arch)[0])
@@ -97,36 +97,42 @@ class LandmarkTask:
         return weights / weights.sum()
 
     def load_teacher(self, cfg: TrainConfig, model: nn.Module, device: torch.device) -> None:
-        """``--teacher``: load the model whose outputs ``model`` learns besides the labels.
+        """``--teacher``: load the models whose outputs ``model`` learns besides the labels.
 
-        Distilling needs the same output grid (a heatmap network at the same input size):
-        the student then learns the teacher's whole score distribution per point, which
-        says how unsure each point is, not only the labels' narrow Gaussian.
+        Distilling needs the same output grid (heatmap networks at the same input size): the
+        student then learns the teacher's whole score distribution per point, which says how
+        unsure each point is, not only the labels' narrow Gaussian.  Several teachers teach
+        their average (:meth:`HeatmapNet.average_outputs`): an ensemble is more accurate
+        than any one of its members, and the student runs at the cost of one network.
         """
         from facemark import hub
         from facemark.files import sha256_file
 
-        try:
-            path = hub.resolve_model(cfg.teacher, self.name)
-            teacher = hub.load_model(path, device)
-        except FacemarkError as exc:  # not found, not a checkpoint, no network: say which option
-            raise type(exc)(f"--teacher: {exc}") from None
-        net, student = teacher.model, devices.unwrap(model)
-        same = (
-            hasattr(student, "distill_loss")
-            and type(net) is type(student)
-            and teacher.img_size == cfg.img_size
-            and getattr(net, "grid", None) == student.grid
-        )
-        if not same:
-            raise UsageError(
-                f"--teacher {cfg.teacher}: a {teacher.arch} model at {teacher.img_size} px cannot "
-                f"teach --arch {cfg.arch} at --img-size {cfg.img_size} (distilling needs heatmap "
-                "models with the same input size and output grid)"
+        student = devices.unwrap(model)
+        nets, shas = [], []
+        for spec in teacher_specs(cfg.teacher):
+            try:
+                path = hub.resolve_model(spec, self.name)
+                teacher = hub.load_model(path, device)
+            except FacemarkError as exc:  # not found, not a checkpoint, no network
+                raise type(exc)(f"--teacher: {exc}") from None
+            net = teacher.model
+            same = (
+                hasattr(student, "distill_loss")
+                and type(net) is type(student)
+                and teacher.img_size == cfg.img_size
+                and getattr(net, "grid", None) == student.grid
             )
-        self.teacher = net.eval().requires_grad_(False)
+            if not same:
+                raise UsageError(
+                    f"--teacher {spec}: a {teacher.arch} model at {teacher.img_size} px cannot "
+                    f"teach --arch {cfg.arch} at --img-size {cfg.img_size} (distilling needs "
+                    "heatmap models with the same input size and output grid)"
+                )
+            nets.append(net.eval().requires_grad_(False))
+            shas.append(sha256_file(path))
+        self.teachers, self.teacher_sha256 = nets, shas
         self.distill = float(cfg.distill)
-        self.teacher_sha256 = sha256_file(path)
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         images, keypoints = batch
@@ -134,9 +140,9 @@ class LandmarkTask:
         outputs = model(images)
         net = devices.unwrap(model)
         loss = net.loss(outputs, devices.move(keypoints, device))
-        if self.teacher is not None and self.distill > 0:
+        if self.teachers and self.distill > 0:
             with torch.no_grad():
-                target = self.teacher(images)
+                target = net.average_outputs([t(images) for t in self.teachers])
             loss = loss + self.distill * net.distill_loss(outputs, target)
         return loss
 
@@ -166,14 +172,22 @@ class LandmarkTask:
         return extras
 
     def check_resume(self, cfg: TrainConfig, state: dict[str, Any]) -> None:
-        """A resumed run must learn from the teacher it started with: ``--teacher default``
+        """A resumed run must learn from the teachers it started with: ``--teacher default``
         or a run name may point at another file after an upgrade or a retrain."""
         recorded = state.get("teacher_sha256")
         if recorded is not None and recorded != self.teacher_sha256:
             raise CheckpointError(
-                f"--resume: --teacher {cfg.teacher} is no longer the model this run started "
-                f"with (sha256 {recorded[:12]}...); put that file back or start a new run"
+                f"--resume: --teacher {' '.join(teacher_specs(cfg.teacher))} is no longer what "
+                "this run started with (the file's sha256 differs); put those files back or "
+                "start a new run"
             )
+
+
+def teacher_specs(teacher: str | list[str] | None) -> list[str]:
+    """``TrainConfig.teacher`` as a list: one model or several (an ensemble)."""
+    if not teacher:
+        return []
+    return [teacher] if isinstance(teacher, str) else list(teacher)
 
 
 @functools.lru_cache(maxsize=8)
