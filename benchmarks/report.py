@@ -236,7 +236,7 @@ def training_section(results: dict) -> list[str]:
     for key, t in results.get("training", {}).items():
         label = LABELS.get(key, key)
         if "note" in t:
-            rows.append([label, "–", "–", "–", "–", "–", t["note"]])
+            rows.append([label, "–", "–", "–", "–", "–", "–", t["note"]])
             continue
         arch = t.get("config_arch") or results.get("models", {}).get(key, {}).get("arch") or "–"
         best = f"{t.get('metric', '')} {num(t.get('best_value'), 4)}".strip()
@@ -247,6 +247,7 @@ def training_section(results: dict) -> list[str]:
                 str(t.get("device", "–")),
                 f"{t.get('best_epoch', '–')} / {t.get('epochs', '–')}",
                 duration(t.get("time_to_best_s")),
+                duration(t.get("with_init_to_best_s")),
                 duration(t.get("total_s")),
                 best,
             ]
@@ -257,7 +258,9 @@ def training_section(results: dict) -> list[str]:
         "## Training time",
         "",
         "Time to the best checkpoint (lowest validation metric): the sum of the epochs' training "
-        "and validation seconds from the run's `metrics.jsonl` (start-up not included).",
+        "and validation seconds from the run's `metrics.jsonl` (start-up not included); "
+        "with `--init` runs: adding every epoch of the runs it started from (`--init`, followed "
+        "back; their records on this machine).",
         "",
     ]
     return (
@@ -269,6 +272,7 @@ def training_section(results: dict) -> list[str]:
                 "device",
                 "best / total epochs",
                 "time to best",
+                "with --init runs",
                 "total time",
                 "best validation",
             ],

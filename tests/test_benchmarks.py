@@ -247,6 +247,27 @@ def test_training_time_sums_epoch_times_up_to_the_best_epoch(tmp_path):
         "note": "no run records found (pass --model-run/--baseline-run)"
     }
     assert runs.describe(None, run=str(run))["best_epoch"] == 2
+    assert "with_init_to_best_s" not in info  # trained from scratch
+
+
+def test_training_time_with_init_follows_the_chain_of_runs(tmp_path):
+    def make(name: str, seconds: float, init: str | None) -> Path:
+        run = tmp_path / name
+        run.mkdir()
+        rec = {"epoch": 1, "seconds": seconds, "val_seconds": 0.0, "val_nme_io": 0.05}
+        (run / "metrics.jsonl").write_text(json.dumps(rec) + "\n")
+        (run / "config.json").write_text(json.dumps({"name": name, "init": init}))
+        return run
+
+    make("a", 100.0, None)
+    make("b", 20.0, str(tmp_path / "a" / "best.pt"))  # --init as a checkpoint path
+    c = make("c", 3.0, str(tmp_path / "b"))  # as the run folder
+    assert runs.init_seconds(c) == pytest.approx(120.0)
+    assert runs.describe(None, run=str(c))["with_init_to_best_s"] == pytest.approx(123.0)
+    lost = make("d", 1.0, "default")  # a bundled model: its time is not on this machine
+    assert runs.init_seconds(lost) is None
+    assert "with_init_to_best_s" not in runs.describe(None, run=str(lost))
+    assert runs.init_seconds(tmp_path / "a") == 0.0
 
 
 # --------------------------------------------------------------------------- report

@@ -25,7 +25,7 @@ from pathlib import Path
 from facemark import paths
 from facemark.checkpoint import export_checkpoint, load_checkpoint
 from facemark.files import sha256_file, write_json
-from facemark.runs import read_records, summarize
+from facemark.runs import init_folder, read_records, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "facemark" / "weights"
@@ -34,16 +34,9 @@ WEIGHTS = ROOT / "src" / "facemark" / "weights"
 METRIC = {"landmarks": "nme_io", "detector": "miss_rate"}
 
 
-def _run_dir(spec: str) -> Path:
-    """The run folder an --init spec names: a run name, the folder, or a checkpoint in it."""
-    given = Path(spec).expanduser()
-    path = given if given.exists() else paths.runs_dir() / given  # else a run name
-    return path.parent if path.suffix == ".pt" else path
-
-
 def _total_seconds(run: str, task: str) -> float:
     """All epochs of a run and, recursively, of the run it was initialised from (--init)."""
-    run_dir = _run_dir(run)
+    run_dir = init_folder(run)
     if not (run_dir / "config.json").is_file():  # --init from a bundled model: its card says
         cards = json.loads((WEIGHTS / "models.json").read_text())
         card = cards.get(task, {})

@@ -92,6 +92,9 @@ def describe(checkpoint: Path | str | None, run: str | None = None) -> dict[str,
     config = _read_json(folder / "config.json")
     env = _read_json(folder / "env.json")
     out = {"run": str(folder), **summarize(read_records(folder), config.get("metric_name"))}
+    before = init_seconds(folder)
+    if before and out.get("time_to_best_s") is not None:  # it continued other runs (--init)
+        out["with_init_to_best_s"] = before + out["time_to_best_s"]
     for key in ("arch", "epochs", "batch_size", "max_minutes", "img_size"):
         if key in config:
             out[f"config_{key}"] = config[key]
@@ -101,6 +104,30 @@ def describe(checkpoint: Path | str | None, run: str | None = None) -> dict[str,
             f"{env['device']} ({name})" if name and name != env["device"] else env["device"]
         )
     return out
+
+
+def init_folder(spec: str) -> Path:
+    """The run folder an ``--init`` spec names: a run name, the folder, or a checkpoint in it
+    (it may not exist: ``--init default`` names no run)."""
+    given = Path(spec).expanduser()
+    path = given if given.exists() else paths.runs_dir() / given
+    return path.parent if path.suffix == ".pt" else path
+
+
+def init_seconds(folder: Path) -> float | None:
+    """Training seconds (all epochs) of the runs ``folder``'s run started from, following
+    ``--init`` back; 0 without ``--init``, None when a run of the chain has no records here
+    (a bundled model, another machine's run)."""
+    total, seen = 0.0, {folder.resolve()}
+    spec = _read_json(folder / "config.json").get("init")
+    while spec:
+        run = init_folder(str(spec))
+        if run.resolve() in seen or not (run / "metrics.jsonl").is_file():
+            return None
+        seen.add(run.resolve())
+        total += summarize(read_records(run)).get("total_s") or 0.0
+        spec = _read_json(run / "config.json").get("init")
+    return total
 
 
 def _read_json(path: Path) -> dict[str, Any]:
