@@ -333,8 +333,19 @@ def test_cli_smoke(data_root: str) -> None:
     assert "training summary" in result.output and "val nme_io" in result.output
     assert (paths.runs_dir() / "cli" / "best.pt").is_file()
     common = ["--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu"]
-    taught = _invoke(*common, "--data", data_root, "--init", "cli", "--teacher", "cli",
-                     "--teacher", str(paths.runs_dir() / "cli" / "last.pt"), "--name", "cli2")
+    taught = _invoke(
+        *common,
+        "--data",
+        data_root,
+        "--init",
+        "cli",
+        "--teacher",
+        "cli",
+        "--teacher",
+        str(paths.runs_dir() / "cli" / "last.pt"),
+        "--name",
+        "cli2",
+    )
     assert taught.exit_code == 0, taught.output  # fmt: skip
     saved = json.loads((paths.runs_dir() / "cli2" / "config.json").read_text())
     assert saved["teacher"] == ["cli", str(paths.runs_dir() / "cli" / "last.pt")]
