@@ -21,6 +21,7 @@ from facemark import paths, train
 from facemark.checkpoint import load_checkpoint, save_checkpoint
 from facemark.cli import app
 from facemark.config import DEFAULTS
+from facemark.data import split_unit
 from facemark.errors import CheckpointError, UsageError
 from facemark.files import sha256_file
 from facemark.landmarker import Landmarker
@@ -586,17 +587,29 @@ def test_teacher_must_fit_the_student(data_root: str) -> None:
         train.train(_cfg(data_root, task="nope", init="t96"), console=QUIET)
 
 
-def test_init_trained_on_another_split_of_the_same_data_is_named(tmp_path: Path) -> None:
-    mine, other = tmp_path / "faces", tmp_path / "other"
-    state = {"config": {"data_root": [str(mine)], "val_by": "photo", "seed": 0}}
-    cfg = TrainConfig(init="base", data_root=[str(mine), str(other)], val_by="identity", seed=0)
+def test_init_trained_on_another_split_of_the_same_data_is_named(
+    data_root: str, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"  # not read: it is in no config the init shares
+    state = {"config": {"data_root": [data_root], "val_by": "photo", "seed": 0}}
+    cfg = TrainConfig(init="base", data_root=[data_root, str(other)], val_by="frame", seed=0)
     note = split_mismatch(cfg, state)
-    assert note is not None and "--val-by photo (this run identity)" in note
+    assert note is not None and "--val-by photo (this run frame)" in note
     assert "--seed" not in note
-    assert split_mismatch(dataclasses.replace(cfg, val_by="photo"), state) is None
+    # a dataset root splits by person for "identity" and "photo" alike: the same split
+    assert split_mismatch(dataclasses.replace(cfg, val_by="identity"), state) is None
     assert split_mismatch(dataclasses.replace(cfg, data_root=str(other)), state) is None
+    seeded = split_mismatch(dataclasses.replace(cfg, val_by="photo", seed=3), state)
+    assert seeded is not None and "--seed 0 (this run 3)" in seeded
     assert split_mismatch(cfg, {"state_dict": {}}) is None  # no record: nothing to say
     assert split_mismatch(cfg, None) is None
+
+
+def test_split_unit_says_which_val_by_give_the_same_split() -> None:
+    assert split_unit("identity", udacity=True) == split_unit("photo", udacity=True) == "person"
+    assert split_unit("frame", udacity=True) == "frame"
+    assert split_unit("photo", udacity=False) == "photo"
+    assert split_unit("identity", udacity=False) == split_unit("frame", udacity=False) == "file"
 
 
 def test_train_warns_when_init_was_split_otherwise(data_root: str) -> None:

@@ -48,6 +48,7 @@ from facemark.data.faces import (
     report_skipped,
     split_faces,
     split_indices,
+    split_unit,
 )
 from facemark.data.formats import (
     FORMAT_NAMES,
@@ -138,6 +139,7 @@ __all__ = [
     "source_weights",
     "split_faces",
     "split_indices",
+    "split_unit",
     "split_sizes",
     "training_fingerprint",
     "training_sets",

@@ -157,6 +157,15 @@ def _hash_key(seed: int, key: str) -> str:
     return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
 
 
+def split_unit(val_by: str, udacity: bool) -> str:
+    """What a split keeps on one side, for a source of this kind: a Udacity root splits by
+    person (``identity`` and ``photo``) or by frame, other labels by photo (``photo``) or by
+    image file.  Two ``val_by`` with the same unit give the same split."""
+    if udacity:
+        return "person" if val_by in ("identity", "photo") else "frame"
+    return "photo" if val_by == "photo" else "file"
+
+
 def split_indices(
     names: Sequence[str],
     val_fraction: float = SPLIT.val_fraction,
@@ -172,7 +181,8 @@ def split_indices(
         raise UsageError(f"val_by must be one of {', '.join(VAL_BY)}, not {val_by!r}")
     if not 0.0 <= val_fraction < 1.0:
         raise UsageError(f"val_fraction must be in [0, 1), not {val_fraction}")
-    keys = [identity_of(n) if val_by in ("identity", "photo") else n for n in names]
+    by_person = split_unit(val_by, udacity=True) == "person"
+    keys = [identity_of(n) if by_person else n for n in names]
     unique = sorted(set(keys), key=lambda k: _hash_key(seed, k))
     n_val = int(round(val_fraction * len(unique)))
     if val_fraction > 0 and len(unique) > 1:
@@ -201,7 +211,8 @@ def split_faces(
 ) -> tuple[FaceSet, FaceSet]:
     """(train, val) of ``faces``, split with :func:`split_indices` by image file, or by photo
     (:func:`photo_key`) with ``val_by="photo"``."""
-    keys = [photo_key(n) for n in faces.names] if val_by == "photo" else file_keys(faces)
+    by_photo = split_unit(val_by, udacity=False) == "photo"
+    keys = [photo_key(n) for n in faces.names] if by_photo else file_keys(faces)
     unique = sorted(set(keys))
     _, val_files = split_indices(unique, val_fraction, seed, val_by="frame")
     val_set = {unique[i] for i in val_files}

@@ -13,7 +13,7 @@ from typing import Any
 
 from facemark import paths
 from facemark.checkpoint import load_checkpoint
-from facemark.config import SplitConfig, TrainConfig
+from facemark.config import TrainConfig
 from facemark.errors import CheckpointError, FacemarkError, UsageError
 from facemark.tasks import Task
 
@@ -133,25 +133,40 @@ def config_for_init(cfg: TrainConfig, state: dict[str, Any] | None) -> TrainConf
 def split_mismatch(cfg: TrainConfig, state: dict[str, Any] | None) -> str | None:
     """Why this run's validation figures would include faces ``--init`` trained on, or None.
 
-    Fine-tuning on data the init model also saw, split another way (another ``--val-by``,
-    ``--seed`` or ``--val-fraction``), puts some of its training faces in this run's
-    validation split, and the figures look better than they are.
+    Fine-tuning on data the init model also saw, split another way (another ``--seed`` or
+    ``--val-fraction``, or a ``--val-by`` that splits that data differently), puts some of
+    its training faces in this run's validation split, and the figures look better than
+    they are.
     """
+    from facemark.data import is_udacity, split_unit
+
     saved = (state or {}).get("config") or {}
     if not saved:
         return None
 
-    def roots(value: Any) -> set[Path]:
+    def roots(value: Any) -> dict[Path, Any]:
         values = value if isinstance(value, list) else [value]
-        return {Path(v or paths.dataset_dir()).expanduser().resolve() for v in values}
+        return {Path(v or paths.dataset_dir()).expanduser().resolve(): v for v in values}
 
-    if not roots(saved.get("data_root")) & roots(cfg.data_root):
+    mine = roots(cfg.data_root)
+    shared = [mine[r] for r in roots(saved.get("data_root")).keys() & mine.keys()]
+    if not shared:
         return None
     changed = [
         f"--{key.replace('_', '-')} {saved[key]} (this run {getattr(cfg, key)})"
-        for key in SplitConfig().to_dict()
+        for key in ("val_fraction", "seed")
         if key in saved and saved[key] != getattr(cfg, key)
     ]
+
+    def udacity(root: Any) -> bool:
+        try:
+            return is_udacity(root)
+        except FacemarkError:  # unreadable: loading the data will say so
+            return False
+
+    then, now = saved.get("val_by", cfg.val_by), cfg.val_by
+    if any(split_unit(then, udacity(r)) != split_unit(now, udacity(r)) for r in shared):
+        changed.append(f"--val-by {then} (this run {now})")
     if not changed:
         return None
     return (
