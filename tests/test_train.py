@@ -548,6 +548,9 @@ def test_resume_checks_the_teacher_is_the_same_file(data_root: str, tmp_path: Pa
     with pytest.raises(CheckpointError, match="--teacher .* no longer what this run started with"):
         train.train(again, console=QUIET)
     teacher.write_bytes(t1.best_checkpoint.read_bytes())
+    task = LandmarkTask()
+    task.teacher_sha256 = [recorded[0]]
+    task.check_resume(cfg, {"teacher_sha256": recorded[0]})  # one sha as a plain string
     assert train.train(again, console=QUIET).epochs_run == 2
 
 
@@ -583,6 +586,9 @@ def test_teacher_must_fit_the_student(data_root: str) -> None:
         resolve_config(TrainConfig(task="detector", teacher="t96"), get_task("detector"))
     with pytest.raises(UsageError, match="give --teacher"):  # a weight for nothing
         resolve_config(TrainConfig(distill=2.0), get_task("landmarks"))
+    for bad in ([], [""], 5, ["t96", 3]):  # e.g. from a --config file
+        with pytest.raises(UsageError, match="--teacher takes model names"):
+            resolve_config(TrainConfig(teacher=bad), get_task("landmarks"))
     with pytest.raises(UsageError, match="unknown task"):  # before --init is looked for
         train.train(_cfg(data_root, task="nope", init="t96"), console=QUIET)
 
@@ -603,6 +609,13 @@ def test_init_trained_on_another_split_of_the_same_data_is_named(
     assert seeded is not None and "--seed 0 (this run 3)" in seeded
     assert split_mismatch(cfg, {"state_dict": {}}) is None  # no record: nothing to say
     assert split_mismatch(cfg, None) is None
+    # validating on --val-data: only whether the init trained on it matters
+    assert "trained on" in split_mismatch(dataclasses.replace(cfg, val_data=data_root), state)
+    assert split_mismatch(dataclasses.replace(cfg, val_data=str(other)), state) is None
+    # an init that validated on --val-data trained on all of its --data
+    full = {"config": {**state["config"], "val_by": "frame", "val_data": str(other)}}
+    assert "all of" in split_mismatch(cfg, full)
+    assert split_mismatch(dataclasses.replace(cfg, val_fraction=0.0), full) is None
 
 
 def test_split_unit_says_which_val_by_give_the_same_split() -> None:

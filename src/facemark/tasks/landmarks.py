@@ -175,6 +175,8 @@ class LandmarkTask:
         """A resumed run must learn from the teachers it started with: ``--teacher default``
         or a run name may point at another file after an upgrade or a retrain."""
         recorded = state.get("teacher_sha256")
+        if isinstance(recorded, str):  # written by a development version: one teacher
+            recorded = [recorded]
         if recorded is not None and recorded != self.teacher_sha256:
             raise CheckpointError(
                 f"--resume: --teacher {' '.join(teacher_specs(cfg.teacher))} is no longer what "

@@ -40,8 +40,19 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
         math.isfinite(out.distill) and out.distill >= 0,
         f"--distill must be >= 0, got {out.distill}",
     )
+    teacher = out.teacher
     _require(
-        out.teacher is not None or out.distill == TrainConfig.distill,
+        teacher is None
+        or (isinstance(teacher, str) and teacher.strip() != "")
+        or (
+            isinstance(teacher, list)
+            and len(teacher) > 0
+            and all(isinstance(t, str) and t.strip() for t in teacher)
+        ),
+        f"--teacher takes model names, paths or URLs, got {teacher!r}",
+    )
+    _require(
+        teacher is not None or out.distill == TrainConfig.distill,
         "--distill weighs the --teacher's term: give --teacher MODEL too",
     )
     for option, value, hook in (
@@ -136,7 +147,8 @@ def split_mismatch(cfg: TrainConfig, state: dict[str, Any] | None) -> str | None
     Fine-tuning on data the init model also saw, split another way (another ``--seed`` or
     ``--val-fraction``, or a ``--val-by`` that splits that data differently), puts some of
     its training faces in this run's validation split, and the figures look better than
-    they are.
+    they are.  So does validating (``--val-data``) on data it trained on, or splitting data
+    it trained on in full (it validated on its own ``--val-data``).
     """
     from facemark.data import is_udacity, split_unit
 
@@ -148,22 +160,34 @@ def split_mismatch(cfg: TrainConfig, state: dict[str, Any] | None) -> str | None
         values = value if isinstance(value, list) else [value]
         return {Path(v or paths.dataset_dir()).expanduser().resolve(): v for v in values}
 
-    mine = roots(cfg.data_root)
-    shared = [mine[r] for r in roots(saved.get("data_root")).keys() & mine.keys()]
-    if not shared:
-        return None
-    changed = [
-        f"--{key.replace('_', '-')} {saved[key]} (this run {getattr(cfg, key)})"
-        for key in ("val_fraction", "seed")
-        if key in saved and saved[key] != getattr(cfg, key)
-    ]
-
     def udacity(root: Any) -> bool:
         try:
             return is_udacity(root)
         except FacemarkError:  # unreadable: loading the data will say so
             return False
 
+    trained = roots(saved.get("data_root"))
+    if cfg.val_data is not None:  # this run validates on --val-data alone
+        if not roots(cfg.val_data).keys() & trained.keys():
+            return None
+        return (
+            f"--init {cfg.init} was trained on {cfg.val_data} (or part of it): this run's "
+            "validation faces include some it trained on"
+        )
+    mine = roots(cfg.data_root)
+    shared = [mine[r] for r in trained.keys() & mine.keys()]
+    if not shared or not cfg.val_fraction:
+        return None
+    if saved.get("val_data") is not None:
+        return (
+            f"--init {cfg.init} was trained on all of {', '.join(map(str, shared))} (it "
+            "validated on its --val-data): this run's validation faces are faces it trained on"
+        )
+    changed = [
+        f"--{key.replace('_', '-')} {saved[key]} (this run {getattr(cfg, key)})"
+        for key in ("val_fraction", "seed")
+        if key in saved and saved[key] != getattr(cfg, key)
+    ]
     then, now = saved.get("val_by", cfg.val_by), cfg.val_by
     if any(split_unit(then, udacity(r)) != split_unit(now, udacity(r)) for r in shared):
         changed.append(f"--val-by {then} (this run {now})")

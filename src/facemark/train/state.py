@@ -99,6 +99,9 @@ class RunState:
         self.model: nn.Module = wrap_model(model, dist, self.device)
         if cfg.teacher:  # resolve_config allowed it only for a task with load_teacher
             self.task.load_teacher(cfg, self.net, self.device)  # type: ignore[attr-defined]
+        check = getattr(self.task, "check_resume", None)
+        if self.resume_state is not None and check is not None:  # before the data is read
+            check(cfg, self.resume_state)
 
         train_ds, val_ds = self.task.datasets(cfg)
         if len(train_ds) < cfg.batch_size:
@@ -173,9 +176,6 @@ class RunState:
         self.history = list(state.get("history", []))
         self.best = dict(state.get("best", self.best))
         self.partial = dict(state.get("partial", self.partial))
-        check = getattr(self.task, "check_resume", None)
-        if check is not None:
-            check(self.cfg, state)
         if "rng" in state:
             set_rng_state(state["rng"])
         # only rank 0's RNG was saved; keep the ranks' streams distinct
