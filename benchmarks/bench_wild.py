@@ -68,28 +68,28 @@ def load_sets(wild: Path, wanted: list[str]) -> dict[str, Any]:
     return sets
 
 
+def _group_nme(per_image: list[float | None], groups: list[Any]) -> dict[Any, dict[str, Any]]:
+    """Faces and NME_io over the faces found (None: missed), per group label, sorted."""
+    out: dict[Any, dict[str, Any]] = {}
+    for group in sorted(set(groups)):
+        vals = [v for v, g in zip(per_image, groups, strict=True) if g == group]
+        found = [v for v in vals if v is not None]
+        out[group] = {"faces": len(vals), "nme_io": float(np.mean(found)) if found else None}
+    return out
+
+
 def by_yaw(per_image: list[float | None], gt: np.ndarray) -> list[dict[str, Any]]:
     """NME_io (faces found) and faces per yaw bin of the true points."""
-    bins = metrics.bin_index(metrics.yaw_proxy(gt), metrics.YAW_BINS)
-    out = []
-    for k in range(len(metrics.YAW_BINS) - 1):
-        vals = [v for v, b in zip(per_image, bins, strict=True) if b == k and v is not None]
-        out.append(
-            {"faces": int((bins == k).sum()), "nme_io": float(np.mean(vals)) if vals else None}
-        )
-    return out
+    bins = [int(b) for b in metrics.bin_index(metrics.yaw_proxy(gt), metrics.YAW_BINS)]
+    groups = _group_nme(per_image, bins)
+    empty = {"faces": 0, "nme_io": None}
+    return [groups.get(k, empty) for k in range(len(metrics.YAW_BINS) - 1)]
 
 
 def by_folder(per_image: list[float | None], names: list[str]) -> dict[str, dict[str, Any]]:
     """NME_io (faces found) and faces per source folder (``helen_train``, ``afw_train``): the
     held-back evaluation scores HELEN-test-like and AFW-like photos apart."""
-    folders = [n.split("/")[0] if "/" in n else "" for n in names]
-    out: dict[str, dict[str, Any]] = {}
-    for folder in sorted(set(folders)):
-        vals = [v for v, f in zip(per_image, folders, strict=True) if f == folder]
-        found = [v for v in vals if v is not None]
-        out[folder] = {"faces": len(vals), "nme_io": float(np.mean(found)) if found else None}
-    return out
+    return _group_nme(per_image, [n.split("/")[0] if "/" in n else "" for n in names])
 
 
 def low_confidence_rule(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

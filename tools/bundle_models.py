@@ -25,7 +25,7 @@ from pathlib import Path
 from facemark import paths
 from facemark.checkpoint import export_checkpoint, load_checkpoint
 from facemark.files import sha256_file, write_json
-from facemark.runs import init_folder, read_records, summarize
+from facemark.runs import init_run, read_records, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "facemark" / "weights"
@@ -36,8 +36,8 @@ METRIC = {"landmarks": "nme_io", "detector": "miss_rate"}
 
 def _total_seconds(run: str, task: str) -> float:
     """All epochs of a run and, recursively, of the run it was initialised from (--init)."""
-    run_dir = init_folder(run)
-    if not (run_dir / "config.json").is_file():  # --init from a bundled model: its card says
+    run_dir = init_run(run)
+    if run_dir is None or not (run_dir / "config.json").is_file():  # a bundled model: its card
         cards = json.loads((WEIGHTS / "models.json").read_text())
         card = cards.get(task, {})
         if card.get("init_seconds") is not None:  # bundling the same run again

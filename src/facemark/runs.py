@@ -106,12 +106,11 @@ def describe(checkpoint: Path | str | None, run: str | None = None) -> dict[str,
     return out
 
 
-def init_folder(spec: str) -> Path:
-    """The run folder an ``--init`` spec names: a run name, the folder, or a checkpoint in it
-    (it may not exist: ``--init default`` names no run)."""
-    given = Path(spec).expanduser()
-    path = given if given.exists() else paths.runs_dir() / given
-    return path.parent if path.suffix == ".pt" else path
+def init_run(spec: str) -> Path | None:
+    """The run folder an ``--init`` spec names (a run name or folder, or a checkpoint in
+    one: :func:`find_run`); None for a model with no run records here (``default``)."""
+    path = Path(spec).expanduser()
+    return find_run(path, None) if path.suffix == ".pt" else find_run(None, spec)
 
 
 def init_seconds(folder: Path) -> float | None:
@@ -121,8 +120,8 @@ def init_seconds(folder: Path) -> float | None:
     total, seen = 0.0, {folder.resolve()}
     spec = _read_json(folder / "config.json").get("init")
     while spec:
-        run = init_folder(str(spec))
-        if run.resolve() in seen or not (run / "metrics.jsonl").is_file():
+        run = init_run(str(spec))
+        if run is None or run.resolve() in seen or not (run / "metrics.jsonl").is_file():
             return None
         seen.add(run.resolve())
         total += summarize(read_records(run)).get("total_s") or 0.0

@@ -41,16 +41,12 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
         f"--distill must be >= 0, got {out.distill}",
     )
     teacher = out.teacher
-    _require(
-        teacher is None
-        or (isinstance(teacher, str) and teacher.strip() != "")
-        or (
-            isinstance(teacher, list)
-            and len(teacher) > 0
-            and all(isinstance(t, str) and t.strip() for t in teacher)
-        ),
-        f"--teacher takes model names, paths or URLs, got {teacher!r}",
-    )
+    if teacher is not None:  # one spec or a list of them (e.g. from a --config file)
+        specs = teacher if isinstance(teacher, list) else [teacher]
+        _require(
+            bool(specs) and all(isinstance(t, str) and t.strip() for t in specs),
+            f"--teacher takes model names, paths or URLs, got {teacher!r}",
+        )
     _require(
         teacher is not None or out.distill == TrainConfig.distill,
         "--distill weighs the --teacher's term: give --teacher MODEL too",
