@@ -630,4 +630,13 @@ def test_train_warns_when_init_was_split_otherwise(data_root: str) -> None:
     out = io.StringIO()
     console = Console(file=out, width=200)
     train.train(_cfg(data_root, name="tuned", epochs=1, init="base", seed=4), console=console)
-    assert "--seed 0 (this run 4)" in out.getvalue()
+    assert "--init base was trained on this data split with --seed 0 (this run 4)" in (
+        out.getvalue()
+    )
+    # a teacher's outputs on its training faces carry their labels: the same warning
+    out.seek(0), out.truncate()
+    train.train(_cfg(data_root, name="taught", epochs=1, teacher=["base"], seed=4), console=console)
+    assert "--teacher base was trained on this data split with --seed 0" in out.getvalue()
+    out.seek(0), out.truncate()
+    train.train(_cfg(data_root, name="taught0", epochs=1, teacher=["base"]), console=console)
+    assert "warning" not in out.getvalue()

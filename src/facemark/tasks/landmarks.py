@@ -109,7 +109,7 @@ class LandmarkTask:
         from facemark.files import sha256_file
 
         student = devices.unwrap(model)
-        nets, shas = [], []
+        nets, shas, configs = [], [], []
         for spec in teacher_specs(cfg.teacher):
             try:
                 path = hub.resolve_model(spec, self.name)
@@ -131,7 +131,10 @@ class LandmarkTask:
                 )
             nets.append(net.eval().requires_grad_(False))
             shas.append(sha256_file(path))
+            configs.append((spec, teacher.info.get("config")))
         self.teachers, self.teacher_sha256 = nets, shas
+        #: each teacher's training config, to warn when it trained on this run's val faces
+        self.teacher_configs: list[tuple[str, Any]] = configs
         self.distill = float(cfg.distill)
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:

@@ -137,20 +137,25 @@ def config_for_init(cfg: TrainConfig, state: dict[str, Any] | None) -> TrainConf
     return dataclasses.replace(cfg, arch=arch, img_size=img_size)
 
 
-def split_mismatch(cfg: TrainConfig, state: dict[str, Any] | None) -> str | None:
-    """Why this run's validation figures would include faces ``--init`` trained on, or None.
+def split_mismatch(
+    cfg: TrainConfig, state: dict[str, Any] | None, source: str | None = None
+) -> str | None:
+    """Why this run's validation figures would include faces a model it starts from (``--init``)
+    or learns from (``--teacher``, named by ``source``) trained on, or None.
 
     Fine-tuning on data the init model also saw, split another way (another ``--seed`` or
     ``--val-fraction``, or a ``--val-by`` that splits that data differently), puts some of
     its training faces in this run's validation split, and the figures look better than
-    they are.  So does validating (``--val-data``) on data it trained on, or splitting data
-    it trained on in full (it validated on its own ``--val-data``).
+    they are.  So does validating (``--val-data``) on data it trained on, or splitting data it
+    trained on in full (it validated on its own ``--val-data``).  A teacher leaks such faces
+    as an init does: its outputs on its own training faces carry their labels.
     """
     from facemark.data import is_udacity, split_unit
 
     saved = (state or {}).get("config") or {}
     if not saved:
         return None
+    source = source or f"--init {cfg.init}"
 
     def roots(value: Any) -> dict[Path, Any]:
         values = value if isinstance(value, list) else [value]
@@ -167,7 +172,7 @@ def split_mismatch(cfg: TrainConfig, state: dict[str, Any] | None) -> str | None
         if not roots(cfg.val_data).keys() & trained.keys():
             return None
         return (
-            f"--init {cfg.init} was trained on {cfg.val_data} (or part of it): this run's "
+            f"{source} was trained on {cfg.val_data} (or part of it): this run's "
             "validation faces include some it trained on"
         )
     mine = roots(cfg.data_root)
@@ -176,7 +181,7 @@ def split_mismatch(cfg: TrainConfig, state: dict[str, Any] | None) -> str | None
         return None
     if saved.get("val_data") is not None:
         return (
-            f"--init {cfg.init} was trained on all of {', '.join(map(str, shared))} (it "
+            f"{source} was trained on all of {', '.join(map(str, shared))} (it "
             "validated on its --val-data): this run's validation faces are faces it trained on"
         )
     changed = [
@@ -190,7 +195,7 @@ def split_mismatch(cfg: TrainConfig, state: dict[str, Any] | None) -> str | None
     if not changed:
         return None
     return (
-        f"--init {cfg.init} was trained on this data split with {', '.join(changed)}: this "
+        f"{source} was trained on this data split with {', '.join(changed)}: this "
         "run's validation faces include some it trained on; give the same split options"
     )
 

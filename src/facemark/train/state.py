@@ -55,10 +55,12 @@ class RunState:
         #: ``--init``'s checkpoint, read once (a resumed run has its own weights)
         self.init_state = load_init(cfg) if cfg.init and not cfg.resume else None
         self.cfg = resolve_config(config_for_init(cfg, self.init_state), self.task)
-        mismatch = split_mismatch(self.cfg, self.init_state)
+        self._warn_split(split_mismatch(self.cfg, self.init_state))
+        self.arch_kwargs = self.task.arch_kwargs(self.cfg)
+
+    def _warn_split(self, mismatch: str | None) -> None:
         if mismatch and self.dist.is_main:
             self.console.print(f"[yellow]warning:[/] {mismatch}", highlight=False)
-        self.arch_kwargs = self.task.arch_kwargs(self.cfg)
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -99,6 +101,8 @@ class RunState:
         self.model: nn.Module = wrap_model(model, dist, self.device)
         if cfg.teacher:  # resolve_config allowed it only for a task with load_teacher
             self.task.load_teacher(cfg, self.net, self.device)  # type: ignore[attr-defined]
+            for spec, config in self.task.teacher_configs:  # type: ignore[attr-defined]
+                self._warn_split(split_mismatch(cfg, {"config": config}, f"--teacher {spec}"))
         check = getattr(self.task, "check_resume", None)
         if self.resume_state is not None and check is not None:  # before the data is read
             check(cfg, self.resume_state)
