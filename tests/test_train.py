@@ -640,3 +640,19 @@ def test_train_warns_when_init_was_split_otherwise(data_root: str) -> None:
     out.seek(0), out.truncate()
     train.train(_cfg(data_root, name="taught0", epochs=1, teacher=["base"]), console=console)
     assert "warning" not in out.getvalue()
+
+
+def test_data_paths_are_recorded_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a later run (--init, --teacher) or evaluate --split val may start in another folder
+    monkeypatch.chdir(tmp_path)
+    task = get_task("landmarks")
+    cfg = resolve_config(TrainConfig(data_root=["a", "../b"], val_data="v"), task)
+    assert cfg.data_root == [str(tmp_path / "a"), str(tmp_path.parent / "b")]
+    assert cfg.val_data == str(tmp_path / "v")
+    assert resolve_config(TrainConfig(), task).data_root is None  # the installed dataset
+    saved = {"config": {"data_root": [str(tmp_path / "a")], "seed": 0}}
+    monkeypatch.chdir(tmp_path.parent)  # the init's record still names the same folder
+    note = split_mismatch(
+        resolve_config(TrainConfig(data_root=f"{tmp_path.name}/a", seed=1), task), saved
+    )
+    assert note is not None and "--seed 0 (this run 1)" in note

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,11 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
             out.task == "landmarks",
             f"--data-weight applies to landmark training, not --task {out.task}",
         )
+    # Recorded absolute: the run's config names the same folders from any working directory
+    # (``--config`` reuse, :func:`split_mismatch` of a later run that starts from it).
+    out = dataclasses.replace(
+        out, data_root=_absolute(out.data_root), val_data=_absolute(out.val_data)
+    )
     _require(0 <= out.val_fraction < 1, f"--val-fraction must be in [0, 1), got {out.val_fraction}")
     _require(out.workers is None or out.workers >= 0, f"--workers must be >= 0, got {out.workers}")
     _require(
@@ -96,6 +102,15 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
         f"--max-minutes must be positive, got {out.max_minutes}",
     )
     return out
+
+
+def _absolute(value: Any) -> Any:
+    """A data path (or list of them) made absolute; None (the installed dataset) stays None."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [_absolute(v) for v in value]
+    return os.path.abspath(os.path.expanduser(os.fspath(value)))
 
 
 def _require(ok: bool, message: str) -> None:
