@@ -35,7 +35,8 @@ class Task(Protocol):
     * ``sample_weights(cfg, train_ds)``: per-sample draw weights (``--data-weight``,
       ``--balance``); a task without it takes no ``--balance`` or ``--augment``;
     * ``load_teacher(cfg, model, device)``: ``--teacher``, called once the network is built;
-      the task's ``loss`` then adds the teacher's term;
+      the task's ``loss`` then adds the teacher's term; returns each teacher's spec and
+      training config (the run warns when one trained on its validation faces);
     * ``check_resume(cfg, state)``: raise CheckpointError when ``--resume``'s checkpoint
       cannot go on under what the task loaded (e.g. the teacher's file changed).
 

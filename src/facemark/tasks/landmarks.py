@@ -96,7 +96,9 @@ class LandmarkTask:
             weights[mine] = balance_weights(yaw[mine], cfg.balance) * share
         return weights / weights.sum()
 
-    def load_teacher(self, cfg: TrainConfig, model: nn.Module, device: torch.device) -> None:
+    def load_teacher(
+        self, cfg: TrainConfig, model: nn.Module, device: torch.device
+    ) -> list[tuple[str, Any]]:
         """``--teacher``: load the models whose outputs ``model`` learns besides the labels.
 
         Distilling needs the same output grid (heatmap networks at the same input size): the
@@ -104,6 +106,7 @@ class LandmarkTask:
         unsure each point is, not only the labels' narrow Gaussian.  Several teachers teach
         their average (:meth:`HeatmapNet.average_outputs`): an ensemble is more accurate
         than any one of its members, and the student runs at the cost of one network.
+        Returns each teacher's spec and training config, for the run's split check.
         """
         from facemark import hub
         from facemark.files import sha256_file
@@ -133,9 +136,8 @@ class LandmarkTask:
             shas.append(sha256_file(path))
             configs.append((spec, teacher.info.get("config")))
         self.teachers, self.teacher_sha256 = nets, shas
-        #: each teacher's training config, to warn when it trained on this run's val faces
-        self.teacher_configs: list[tuple[str, Any]] = configs
         self.distill = float(cfg.distill)
+        return configs
 
     def loss(self, model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
         images, keypoints = batch

@@ -100,8 +100,8 @@ class RunState:
         self.net = model
         self.model: nn.Module = wrap_model(model, dist, self.device)
         if cfg.teacher:  # resolve_config allowed it only for a task with load_teacher
-            self.task.load_teacher(cfg, self.net, self.device)  # type: ignore[attr-defined]
-            for spec, config in self.task.teacher_configs:  # type: ignore[attr-defined]
+            teachers = self.task.load_teacher(cfg, self.net, self.device)  # type: ignore[attr-defined]
+            for spec, config in teachers:  # each one's training config
                 self._warn_split(split_mismatch(cfg, {"config": config}, f"--teacher {spec}"))
         check = getattr(self.task, "check_resume", None)
         if self.resume_state is not None and check is not None:  # before the data is read
