@@ -25,7 +25,7 @@ from pathlib import Path
 from facemark import paths
 from facemark.checkpoint import export_checkpoint, load_checkpoint
 from facemark.files import sha256_file, write_json
-from facemark.runs import init_run, read_records, summarize
+from facemark.runs import init_run, init_seconds, read_records, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "facemark" / "weights"
@@ -67,7 +67,10 @@ def bundle(task: str, run: str, faceness: list[str] | None = None) -> dict:
         raise SystemExit(f"{run}: best.pt is epoch {data['epoch']}, records say {summary}")
     best = next(r for r in records if r["epoch"] == data["epoch"])
     parent = (data.get("config") or {}).get("init")
-    parent_s = _total_seconds(parent, task) if parent else 0.0
+    # the runs it continued or averaged, each once; past a bundled model, that model's card
+    parent_s = init_seconds(run_dir)
+    if parent_s is None:
+        parent_s = _total_seconds(parent, task) if parent else 0.0
     return {
         "file": dst.name,
         "bytes": dst.stat().st_size,
@@ -79,6 +82,7 @@ def bundle(task: str, run: str, faceness: list[str] | None = None) -> dict:
         "minutes_to_best": round(summary["time_to_best_s"] / 60, 1),
         "minutes_total": round(summary["total_s"] / 60, 1),
         "init_from": parent,
+        "averaged_from": data.get("averaged_from"),
         "init_seconds": round(parent_s, 1),
         "minutes_to_best_including_init": round((parent_s + summary["time_to_best_s"]) / 60, 1),
         "val": best["val"],

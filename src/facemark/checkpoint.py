@@ -103,6 +103,7 @@ EXPORT_KEYS = (
     "epoch",
     "run_name",
     "dataset_fingerprint",
+    "averaged_from",
     "faceness",
     "created",
 )

@@ -23,6 +23,8 @@ from facemark.files import atomic_write
 #: Per-epoch time keys of a run record (summed), and validation metrics (first found is used).
 EPOCH_TIME_KEYS = ("seconds", "val_seconds")
 METRIC_KEYS = ("val_nme_io", "nme_io", "val_loss")
+#: A run made by averaging other runs' weights (tools/average_runs.py) names them here.
+AVERAGED_FILE = "averaged.json"
 
 
 def find_run(checkpoint: Path | str | None, run: str | None = None) -> Path | None:
@@ -113,19 +115,30 @@ def init_run(spec: str) -> Path | None:
     return find_run(path, None) if path.suffix == ".pt" else find_run(None, spec)
 
 
+def parent_runs(folder: Path) -> list[str]:
+    """The runs ``folder``'s weights came from: its ``--init``, or the runs it averages."""
+    averaged = _read_json(folder / AVERAGED_FILE).get("runs") or []
+    init = _read_json(folder / "config.json").get("init")
+    names = [str(r["run"]) for r in averaged if isinstance(r, dict) and r.get("run")]
+    return names + ([str(init)] if init else [])
+
+
 def init_seconds(folder: Path) -> float | None:
-    """Training seconds (all epochs) of the runs ``folder``'s run started from, following
-    ``--init`` back; 0 without ``--init``, None when a run of the chain has no records here
-    (a bundled model, another machine's run)."""
+    """Training seconds (all epochs) of the runs ``folder``'s run was made from, following
+    ``--init`` and averaged runs back, each run counted once (fine-tunes of one run share
+    it); 0 without either, None when such a run has no records here (a bundled model,
+    another machine's run)."""
     total, seen = 0.0, {folder.resolve()}
-    spec = _read_json(folder / "config.json").get("init")
-    while spec:
-        run = init_run(str(spec))
-        if run is None or run.resolve() in seen or not (run / "metrics.jsonl").is_file():
+    todo = parent_runs(folder)
+    while todo:
+        run = init_run(todo.pop())
+        if run is None or not (run / "metrics.jsonl").is_file():
             return None
+        if run.resolve() in seen:
+            continue
         seen.add(run.resolve())
         total += summarize(read_records(run)).get("total_s") or 0.0
-        spec = _read_json(run / "config.json").get("init")
+        todo.extend(parent_runs(run))
     return total
 
 

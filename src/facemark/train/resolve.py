@@ -93,7 +93,7 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
     # Recorded absolute: the run's config names the same folders from any working directory
     # (``--config`` reuse, :func:`split_mismatch` of a later run that starts from it).
     out = dataclasses.replace(
-        out, data_root=_absolute(out.data_root), val_data=_absolute(out.val_data)
+        out, data_root=absolute_paths(out.data_root), val_data=absolute_paths(out.val_data)
     )
     _require(0 <= out.val_fraction < 1, f"--val-fraction must be in [0, 1), got {out.val_fraction}")
     _require(out.workers is None or out.workers >= 0, f"--workers must be >= 0, got {out.workers}")
@@ -104,12 +104,12 @@ def resolve_config(cfg: TrainConfig, task: Task) -> TrainConfig:
     return out
 
 
-def _absolute(value: Any) -> Any:
+def absolute_paths(value: Any) -> Any:
     """A data path (or list of them) made absolute; None (the installed dataset) stays None."""
     if value is None:
         return None
     if isinstance(value, list):
-        return [_absolute(v) for v in value]
+        return [absolute_paths(v) for v in value]
     return os.path.abspath(os.path.expanduser(os.fspath(value)))
 
 
