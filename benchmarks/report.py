@@ -259,8 +259,9 @@ def training_section(results: dict) -> list[str]:
         "",
         "Time to the best checkpoint (lowest validation metric): the sum of the epochs' training "
         "and validation seconds from the run's `metrics.jsonl` (start-up not included); "
-        "with `--init` runs: adding every epoch of the runs it started from (`--init`, followed "
-        "back; their records on this machine).",
+        "with its runs: adding every epoch of the runs it was made from (`--init` and the runs "
+        "an averaged model averages, followed back, each counted once; their records on this "
+        "machine).",
         "",
     ]
     return (
@@ -272,7 +273,7 @@ def training_section(results: dict) -> list[str]:
                 "device",
                 "best / total epochs",
                 "time to best",
-                "with --init runs",
+                "with its runs",
                 "total time",
                 "best validation",
             ],

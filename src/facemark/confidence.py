@@ -23,9 +23,9 @@ from facemark.errors import UsageError, option
 #: A face whose mean confidence is below this is flagged ``low_confidence``: the 2nd
 #: percentile of the bundled model's mean confidence on its validation faces (gt boxes),
 #: rounded; ``benchmarks/bench_wild.py`` computes it for every model it scores.  For the
-#: 160 px model trained on video frames and real photos: 0.854 over the 360 Udacity val
-#: frames and 116 wild68 val faces; the 7 faces below it have a mean NME_io of 5.63 % against
-#: 3.96 % for the rest (docs/wild-benchmark.md).  Another model's confidences may sit elsewhere.
+#: 160 px model trained on video frames and real photos: 0.852 over the 360 Udacity val
+#: frames and 116 wild68 val faces; the 10 faces below it have a mean NME_io of 5.39 % against
+#: 3.95 % for the rest (docs/wild-benchmark.md).  Another model's confidences may sit elsewhere.
 LOW_CONFIDENCE = 0.85
 
 
