@@ -100,6 +100,15 @@ def test_runs_that_cannot_be_averaged_are_refused(
     with pytest.raises(UsageError, match="already exists"):
         tool.average_runs(["b", "c"], "base")
     assert not (paths.runs_dir() / "x").exists()  # nothing half-written
+    crashed = paths.runs_dir() / "crashed"  # a training run that never saved a checkpoint
+    crashed.mkdir()
+    (crashed / "config.json").write_text("{}")
+    with pytest.raises(UsageError, match="holds files"):
+        tool.average_runs(["b", "c"], "crashed")
+    assert (crashed / "config.json").read_text() == "{}"
+    assert not list(paths.runs_dir().glob(".*"))  # the hidden folder it was written in: gone
+    (paths.runs_dir() / "empty").mkdir()  # an empty one is taken
+    assert (tool.average_runs(["b", "c"], "empty") / "best.pt").is_file()
 
     assert tool.main(["b", "no-such-run", "--name", "y"]) == 1
     err = capsys.readouterr().err.strip()
@@ -110,10 +119,16 @@ def test_runs_that_cannot_be_averaged_are_refused(
 
 def test_average_state_dicts_keeps_integer_buffers_and_dtypes() -> None:
     states = [
-        {"w": torch.tensor([1.0, 3.0]), "h": torch.tensor([2.0], dtype=torch.float16),
-         "n": torch.tensor(5)},
-        {"w": torch.tensor([3.0, 5.0]), "h": torch.tensor([4.0], dtype=torch.float16),
-         "n": torch.tensor(9)},
+        {
+            "w": torch.tensor([1.0, 3.0]),
+            "h": torch.tensor([2.0], dtype=torch.float16),
+            "n": torch.tensor(5),
+        },
+        {
+            "w": torch.tensor([3.0, 5.0]),
+            "h": torch.tensor([4.0], dtype=torch.float16),
+            "n": torch.tensor(9),
+        },
     ]
     out = tool.average_state_dicts(states)
     assert torch.equal(out["w"], torch.tensor([2.0, 4.0]))

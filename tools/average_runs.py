@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -48,9 +50,7 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torc
     the split's noise."""
     first = states[0]
     for other in states[1:]:
-        if other.keys() != first.keys() or any(
-            other[k].shape != v.shape for k, v in first.items()
-        ):
+        if other.keys() != first.keys() or any(other[k].shape != v.shape for k, v in first.items()):
             raise UsageError("the runs' networks differ in their layers: nothing to average")
     return {
         key: torch.stack([s[key].float() for s in states]).mean(0).to(value.dtype)
@@ -66,7 +66,7 @@ def check_compatible(names: list[str], checkpoints: list[dict[str, Any]]) -> Non
     if first.get("task") != "landmarks":
         raise UsageError(f"{names[0]}: only landmark runs can be averaged")
     cfg = TrainConfig.from_dict(first.get("config") or {})
-    for name, other in zip(names[1:], checkpoints[1:]):
+    for name, other in zip(names[1:], checkpoints[1:], strict=True):
         for key in SAME:
             if other.get(key) != first.get(key):
                 raise UsageError(
@@ -119,7 +119,6 @@ def average_runs(names: list[str], name: str, which: str = "best") -> Path:
         metrics = task.validate(model, loader, torch.device("cpu"))
     done = time.perf_counter()
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = records.dataset_fingerprint(cfg)
     payload = {
         key: first.get(key)
@@ -135,28 +134,15 @@ def average_runs(names: list[str], name: str, which: str = "best") -> Path:
         dataset_fingerprint=fingerprint,
         averaged_from=list(names),
     )
-    save_checkpoint(run_dir / "best.pt", payload)
-    write_json(run_dir / "config.json", cfg.to_dict())
-    env = records.environment(torch.device("cpu"), devices.Dist())
-    env["dataset"] = {"fingerprint": fingerprint, "val_samples": len(val)}
-    write_json(run_dir / "env.json", env)
-    write_json(
-        run_dir / AVERAGED_FILE,
-        {
-            "checkpoint": which,
-            "runs": [
-                {
-                    "run": run,
-                    "epoch": c.get("epoch"),
-                    "sha256": sha256_file(f),
-                    "val": c.get("metrics"),
-                }
-                for run, c, f in zip(names, checkpoints, files)
-            ],
-        },
-    )
-    # one record, as a run's epoch: the time is the averaging's own (its runs' training
-    # time is theirs, counted once each by runs.init_seconds)
+    made = {
+        "checkpoint": which,
+        "runs": [
+            {"run": run, "epoch": c.get("epoch"), "sha256": sha256_file(f), "val": c.get("metrics")}
+            for run, c, f in zip(names, checkpoints, files, strict=True)
+        ],
+    }
+    # one record, as a run's epoch: the time is the averaging's own (its runs' training time
+    # is theirs, counted once each by runs.init_seconds)
     record = {
         "epoch": 1,
         "seconds": round(averaged - start, 3),
@@ -164,9 +150,38 @@ def average_runs(names: list[str], name: str, which: str = "best") -> Path:
         **{f"val_{k}": v for k, v in metrics.items()},
         "val": metrics,
     }
-    with atomic_write(run_dir / "metrics.jsonl", "w") as fh:
-        fh.write(json.dumps(record) + "\n")
+    # written in a hidden folder beside it and renamed at the end: an interrupted run leaves
+    # no half-written run behind
+    tmp = run_dir.parent / f".{name}.partial-{os.getpid()}"
+    tmp.mkdir(parents=True)
+    try:
+        _write_run(tmp, payload, made, record, len(val))
+        if run_dir.is_dir():  # left by a training run that never saved a checkpoint
+            if any(run_dir.iterdir()):
+                raise UsageError(f"{run_dir} exists and holds files; pick another --name")
+            run_dir.rmdir()
+        os.replace(tmp, run_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return run_dir
+
+
+def _write_run(
+    folder: Path,
+    payload: dict[str, Any],
+    made: dict[str, Any],
+    record: dict[str, Any],
+    val_samples: int,
+) -> None:
+    """The averaged run's files, as a training run leaves them, plus averaged.json."""
+    save_checkpoint(folder / "best.pt", payload)
+    write_json(folder / "config.json", payload["config"])
+    env = records.environment(torch.device("cpu"), devices.Dist())
+    env["dataset"] = {"fingerprint": payload["dataset_fingerprint"], "val_samples": val_samples}
+    write_json(folder / "env.json", env)
+    write_json(folder / AVERAGED_FILE, made)
+    with atomic_write(folder / "metrics.jsonl", "w") as fh:
+        fh.write(json.dumps(record) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
