@@ -97,8 +97,11 @@ def test_runs_that_cannot_be_averaged_are_refused(
         tool.average_runs(["b"], "x")
     with pytest.raises(UsageError, match="named twice"):
         tool.average_runs(["b", "b"], "x")
-    with pytest.raises(UsageError, match="already exists"):
+    with pytest.raises(UsageError, match="already exists") as exists:
         tool.average_runs(["b", "c"], "base")
+    assert "--resume" not in str(exists.value)  # an average is not resumed
+    with pytest.raises(UsageError, match="plain folder name"):
+        tool.average_runs(["b", "c"], "../x")
     assert not (paths.runs_dir() / "x").exists()  # nothing half-written
     crashed = paths.runs_dir() / "crashed"  # a training run that never saved a checkpoint
     crashed.mkdir()

@@ -91,7 +91,10 @@ def average_runs(names: list[str], name: str, which: str = "best") -> Path:
     files = [paths.runs_dir() / run / f"{which}.pt" for run in names]
     checkpoints = [load_checkpoint(f, task="landmarks") for f in files]
     check_compatible(names, checkpoints)
-    run_dir = records.new_run_dir(name, "landmarks")  # refuses an existing run
+    run_dir = paths.runs_dir() / name
+    if (run_dir / "best.pt").exists() or (run_dir / "last.pt").exists():
+        raise UsageError(f"run '{name}' already exists at {run_dir}; pick another --name")
+    run_dir = records.new_run_dir(name, "landmarks")  # a plain folder name
     start = time.perf_counter()
 
     first = checkpoints[0]
