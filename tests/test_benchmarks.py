@@ -266,6 +266,10 @@ def test_training_time_with_init_follows_the_chain_of_runs(tmp_path):
     assert runs.describe(None, run=str(c))["with_init_to_best_s"] == pytest.approx(123.0)
     lost = make("d", 1.0, "default")  # a bundled model: its time is not on this machine
     assert runs.init_seconds(lost) is None
+    # unless the caller knows that model's time (tools/bundle_models.py: the bundled card)
+    assert runs.init_seconds(lost, missing=lambda spec: 50.0 if spec == "default" else None) == (
+        pytest.approx(50.0)
+    )
     assert "with_init_to_best_s" not in runs.describe(None, run=str(lost))
     assert runs.init_seconds(tmp_path / "a") == 0.0
 

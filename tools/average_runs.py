@@ -39,7 +39,8 @@ from facemark.runs import AVERAGED_FILE, read_records
 from facemark.train import records
 from facemark.train.resolve import absolute_paths, split_mismatch
 
-#: What must match for two checkpoints' weights to be averaged at all.
+#: What must match for two checkpoints' weights to be averaged at all (and what the
+#: average's checkpoint takes from the first).
 SAME = ("task", "arch", "arch_kwargs", "img_size")
 
 
@@ -60,12 +61,10 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torc
     }
 
 
-def check_compatible(names: list[str], checkpoints: list[dict[str, Any]]) -> None:
-    """Refuse runs of other networks, and runs whose splits differ (see the module doc)."""
+def check_compatible(names: list[str], checkpoints: list[dict[str, Any]], cfg: TrainConfig) -> None:
+    """Refuse runs of other networks, and runs whose splits differ from the first's (``cfg``,
+    its config; see the module doc)."""
     first = checkpoints[0]
-    if first.get("task") != "landmarks":
-        raise UsageError(f"{names[0]}: only landmark runs can be averaged")
-    cfg = TrainConfig.from_dict(first.get("config") or {})
     for name, other in zip(names[1:], checkpoints[1:], strict=True):
         for key in SAME:
             if other.get(key) != first.get(key):
@@ -89,16 +88,13 @@ def average_runs(names: list[str], name: str, which: str = "best") -> Path:
     if len(set(names)) < len(names):
         raise UsageError("a run is named twice: it would count double")
     files = [paths.runs_dir() / run / f"{which}.pt" for run in names]
-    checkpoints = [load_checkpoint(f, task="landmarks") for f in files]
-    check_compatible(names, checkpoints)
-    run_dir = paths.runs_dir() / name
-    if (run_dir / "best.pt").exists() or (run_dir / "last.pt").exists():
-        raise UsageError(f"run '{name}' already exists at {run_dir}; pick another --name")
-    run_dir = records.new_run_dir(name, "landmarks")  # a plain folder name
-    start = time.perf_counter()
-
+    checkpoints = [load_checkpoint(f, task="landmarks") for f in files]  # landmark runs only
     first = checkpoints[0]
     cfg = TrainConfig.from_dict(first.get("config") or {})
+    check_compatible(names, checkpoints, cfg)
+    run_dir = records.new_run_dir(name, "landmarks", resumable=False)
+    start = time.perf_counter()
+
     # the split and network of the runs, not the training of one of them; data paths made
     # absolute, as train records them, so a later run's split check finds the same folders
     cfg = dataclasses.replace(
@@ -123,11 +119,7 @@ def average_runs(names: list[str], name: str, which: str = "best") -> Path:
     done = time.perf_counter()
 
     fingerprint = records.dataset_fingerprint(cfg)
-    payload = {
-        key: first.get(key)
-        for key in ("task", "arch", "arch_kwargs", "img_size")
-        if first.get(key) is not None
-    }
+    payload = {key: first[key] for key in SAME if first.get(key) is not None}
     payload.update(
         state_dict=model.state_dict(),
         config=cfg.to_dict(),

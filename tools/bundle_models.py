@@ -25,7 +25,7 @@ from pathlib import Path
 from facemark import paths
 from facemark.checkpoint import export_checkpoint, load_checkpoint
 from facemark.files import sha256_file, write_json
-from facemark.runs import init_run, init_seconds, read_records, summarize
+from facemark.runs import init_seconds, read_records, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "facemark" / "weights"
@@ -34,18 +34,13 @@ WEIGHTS = ROOT / "src" / "facemark" / "weights"
 METRIC = {"landmarks": "nme_io", "detector": "miss_rate"}
 
 
-def _total_seconds(run: str, task: str) -> float:
-    """All epochs of a run and, recursively, of the run it was initialised from (--init)."""
-    run_dir = init_run(run)
-    if run_dir is None or not (run_dir / "config.json").is_file():  # a bundled model: its card
-        cards = json.loads((WEIGHTS / "models.json").read_text())
-        card = cards.get(task, {})
-        if card.get("init_seconds") is not None:  # bundling the same run again
-            return float(card["init_seconds"])
-        return 60.0 * (card.get("minutes_to_best_including_init") or card.get("minutes_total") or 0)
-    parent = json.loads((run_dir / "config.json").read_text()).get("init")
-    own = summarize(read_records(run_dir))["total_s"] or 0.0
-    return own + (_total_seconds(parent, task) if parent else 0.0)
+def _card_seconds(task: str) -> float:
+    """The training time of the bundled model a run started from (``--init default``): its
+    card's, as no run records of it are here."""
+    card = json.loads((WEIGHTS / "models.json").read_text()).get(task, {})
+    if card.get("init_seconds") is not None:  # bundling the same run again
+        return float(card["init_seconds"])
+    return 60.0 * (card.get("minutes_to_best_including_init") or card.get("minutes_total") or 0)
 
 
 def bundle(task: str, run: str, faceness: list[str] | None = None) -> dict:
@@ -68,9 +63,7 @@ def bundle(task: str, run: str, faceness: list[str] | None = None) -> dict:
     best = next(r for r in records if r["epoch"] == data["epoch"])
     parent = (data.get("config") or {}).get("init")
     # the runs it continued or averaged, each once; past a bundled model, that model's card
-    parent_s = init_seconds(run_dir)
-    if parent_s is None:
-        parent_s = _total_seconds(parent, task) if parent else 0.0
+    parent_s = init_seconds(run_dir, missing=lambda _spec: _card_seconds(task)) or 0.0
     return {
         "file": dst.name,
         "bytes": dst.stat().st_size,

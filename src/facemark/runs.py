@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,17 +124,24 @@ def parent_runs(folder: Path) -> list[str]:
     return names + ([str(init)] if init else [])
 
 
-def init_seconds(folder: Path) -> float | None:
+def init_seconds(
+    folder: Path, missing: Callable[[str], float | None] | None = None
+) -> float | None:
     """Training seconds (all epochs) of the runs ``folder``'s run was made from, following
     ``--init`` and averaged runs back, each run counted once (fine-tunes of one run share
-    it); 0 without either, None when such a run has no records here (a bundled model,
-    another machine's run)."""
+    it); 0 without either.  A model with no records here (a bundled model, another
+    machine's run) counts ``missing(spec)`` seconds; None when that is not known."""
     total, seen = 0.0, {folder.resolve()}
     todo = parent_runs(folder)
     while todo:
-        run = init_run(todo.pop())
+        spec = todo.pop()
+        run = init_run(spec)
         if run is None or not (run / "metrics.jsonl").is_file():
-            return None
+            known = missing(spec) if missing is not None else None
+            if known is None:
+                return None
+            total += known
+            continue
         if run.resolve() in seen:
             continue
         seen.add(run.resolve())

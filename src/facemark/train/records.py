@@ -22,16 +22,17 @@ from facemark.errors import DataError, UsageError
 from facemark.files import write_json
 
 
-def new_run_dir(name: str | None, task: str) -> Path:
+def new_run_dir(name: str | None, task: str, resumable: bool = True) -> Path:
+    """The folder of a new run ``name`` (default: a timestamp), refusing one that holds a
+    run's checkpoints; ``resumable``: whether the refusal offers ``--resume``."""
     if name is None:
         name = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{task}"
     if not name or "/" in name or "\\" in name or name in (".", ".."):
         raise UsageError(f"--name must be a plain folder name, got {name!r}")
     run_dir = paths.runs_dir() / name
     if (run_dir / "last.pt").exists() or (run_dir / "best.pt").exists():
-        raise UsageError(
-            f"run '{name}' already exists at {run_dir}; pick another --name or --resume it"
-        )
+        hint = " or --resume it" if resumable else ""
+        raise UsageError(f"run '{name}' already exists at {run_dir}; pick another --name{hint}")
     return run_dir
 
 
